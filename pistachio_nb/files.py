@@ -1,0 +1,84 @@
+"""Safe writes: temp file then rename, so a crash never leaves a half-written artifact; plus JSONL and sidecars."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+@contextmanager
+def atomic_path(dest: str | Path) -> Iterator[Path]:
+    """Yield a temp path beside `dest`; on success it is renamed over `dest`, on error removed."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_bytes(dest: str | Path, data: bytes) -> Path:
+    """Atomically write bytes."""
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
+    return Path(dest)
+
+
+def write_text(dest: str | Path, text: str) -> Path:
+    """Atomically write UTF-8 text."""
+    return write_bytes(dest, text.encode("utf-8"))
+
+
+def write_json(dest: str | Path, obj: Any) -> Path:
+    """Atomically write pretty JSON (paths and other objects via str)."""
+    return write_text(dest, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_jsonl(dest: str | Path, rows: Iterable[dict]) -> Path:
+    """Atomically write one JSON object per line."""
+    return write_text(dest, "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows))
+
+
+def append_jsonl(dest: str | Path, row: dict) -> None:
+    """Append one line and fsync: a crash loses at most the line being written."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with dest.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row, sort_keys=True, default=str) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Rows of a JSONL file; a torn last line (crash mid-write) is ignored."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def write_sidecar(artifact: str | Path, params: Any, **extra: Any) -> Path:
+    """Write `<artifact>.params.json` holding the params (pydantic model or dict) that made it."""
+    data = params.model_dump(mode="json") if hasattr(params, "model_dump") else dict(params)
+    sidecar = Path(f"{artifact}.params.json")
+    return write_json(sidecar, {"params": data, **extra})

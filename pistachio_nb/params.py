@@ -1,0 +1,121 @@
+"""One pydantic model per notebook: types, ranges and cross-field rules for its parameters.
+
+Defaults live in exactly one place: each notebook's `parameters` cell. The models here declare
+no defaults, so a field missing from a notebook is an error, and tests check the cell and the
+model name the same fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ParamsError
+from .paths import Workspace, resolve
+
+
+def describe_validation_error(err: ValidationError, where: str) -> str:
+    """Turn pydantic's error list into lines naming the field, the problem and the value given."""
+    lines = [f"invalid parameters in {where}:"]
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "(model)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown parameter (typo? not a field of this notebook)"
+        given = "" if e["type"] in ("missing", "extra_forbidden") else f" (got {e.get('input')!r})"
+        lines.append(f"  - {field}: {msg}{given}")
+    return "\n".join(lines)
+
+
+class NotebookParams(BaseModel):
+    """Base for every notebook's params: unknown keys are errors; values are frozen once validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    notebook: ClassVar[str] = ""
+
+    workspace: Path = Field(description="character workspace folder; every stage reads/writes below it")
+
+    @classmethod
+    def validate_values(cls, values: Mapping[str, Any], where: str = "") -> Self:
+        """Validate a dict of values; raise ParamsError naming `where` (file/section) and each bad field."""
+        try:
+            return cls.model_validate(dict(values))
+        except ValidationError as err:
+            raise ParamsError(
+                describe_validation_error(err, where or f"notebook {cls.notebook}"),
+                fix="edit the named field in the parameters cell or the params profile",
+            ) from None
+
+    @classmethod
+    def from_namespace(cls, namespace: Mapping[str, Any]) -> Self:
+        """Pick this notebook's fields from the notebook's globals() and validate them."""
+        values = {name: namespace[name] for name in cls.model_fields if name in namespace}
+        return cls.validate_values(values, f"the parameters cell of {cls.notebook}")
+
+    @property
+    def ws(self) -> Workspace:
+        """The workspace folder, resolved against the repo root and created."""
+        root = resolve(self.workspace)
+        root.mkdir(parents=True, exist_ok=True)
+        return Workspace(root)
+
+
+# --------------------------------------------------------------------------- 00_setup
+class SetupParams(NotebookParams):
+    notebook: ClassVar[str] = "00_setup"
+
+    pins_file: Path = Field(description="requirements file the drift check compares against")
+    fail_on_drift: bool = Field(description="stop the notebook when installed versions drift from pins")
+
+
+# --------------------------------------------------------------------------- 01_dataset
+# (section owned by the 01_dataset work; add its params model here)
+
+
+# --------------------------------------------------------------------------- 02_captioning
+# (section owned by the 02_captioning work; add its params model here)
+
+
+# --------------------------------------------------------------------------- 03_training
+# (section owned by the 03_training work; add its params model here)
+
+
+# --------------------------------------------------------------------------- 04_checkpoints
+# (section owned by the 04_checkpoints work; add its params model here)
+
+
+# --------------------------------------------------------------------------- 05_inpainting
+# (section owned by the 05_inpainting work; add its params model here)
+
+
+# --------------------------------------------------------------------------- 06_batch_generation
+# (section owned by the 06_batch_generation work; add its params model here)
+
+
+# --------------------------------------------------------------------------- 07_knowledge_audit
+# (section owned by the 07_knowledge_audit work; add its params model here)
+
+
+# --------------------------------------------------------------------------- registry
+def all_params_models() -> dict[str, type[NotebookParams]]:
+    """Notebook name -> its params model (every direct or indirect subclass with a notebook name)."""
+    found: dict[str, type[NotebookParams]] = {}
+    todo = list(NotebookParams.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.notebook:
+            found[cls.notebook] = cls
+    return found
+
+
+def params_model_for(notebook: str) -> type[NotebookParams]:
+    """The params model of a notebook by name (`01_dataset` or `01_dataset.ipynb`)."""
+    name = Path(notebook).stem
+    models = all_params_models()
+    if name not in models:
+        raise ParamsError(f"no params model for notebook {name!r}", fix=f"known notebooks: {sorted(models)}")
+    return models[name]
