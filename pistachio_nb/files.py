@@ -82,3 +82,10 @@ def write_sidecar(artifact: str | Path, params: Any, **extra: Any) -> Path:
     data = params.model_dump(mode="json") if hasattr(params, "model_dump") else dict(params)
     sidecar = Path(f"{artifact}.params.json")
     return write_json(sidecar, {"params": data, **extra})
+
+
+def write_csv(dest: str | Path, table: Any) -> Path:
+    """Atomically write a pandas DataFrame as CSV (no index)."""
+    with atomic_path(dest) as tmp:
+        table.to_csv(tmp, index=False)
+    return Path(dest)

@@ -1,0 +1,68 @@
+"""`pistachio` command line: run notebooks, check the environment (and the stage commands added beside)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import EnvDriftError, ParamsError, PistachioError, WorkspaceLockedError
+from .runner import EXIT_DRIFT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_PARAMS
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import run_notebooks
+
+    result = run_notebooks(args.notebook, args.params, args.set)
+    failed = [r for r in result.results if r.status == "failed"]
+    print(f"{'FAILED' if failed else 'ok'}: run folder {result.run_dir}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_check_env(args: argparse.Namespace) -> int:
+    from .envcheck import check_env
+
+    drift = check_env(args.pins, fail_on_drift=False)
+    if len(drift):
+        print(drift.to_string(index=False))
+        print(f"drift: {len(drift)} package(s) differ from {args.pins}; fix: pip install -r {args.pins}")
+        return EXIT_DRIFT
+    print(f"ok: every package matches {args.pins}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pistachio", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run one notebook or all of them headless into outputs/runs/")
+    run.add_argument("notebook", help="notebook name (e.g. 01_dataset) or 'all'")
+    run.add_argument("--params", required=True, help="params profile, e.g. params/demo.yaml")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one parameter (repeatable)")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-env", help="compare installed packages with requirements-pinned.txt")
+    check.add_argument("--pins", default="requirements-pinned.txt")
+    check.set_defaults(func=cmd_check_env)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ParamsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_PARAMS
+    except WorkspaceLockedError as err:
+        print(f"refused: {err}", file=sys.stderr)
+        return EXIT_LOCKED
+    except EnvDriftError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_DRIFT
+    except PistachioError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

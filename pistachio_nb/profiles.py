@@ -1,0 +1,111 @@
+"""Params profiles (`params/<name>.yaml`): load, merge with --set overrides, validate before any run starts."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ParamsError
+from .params import NotebookParams, all_params_models, params_model_for
+from .secrets import refuse_secret_keys
+
+RESERVED = ("common", "services")  # top-level keys that are not notebook sections
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A loaded profile: its file, shared values, per-notebook sections and demo services to start."""
+
+    path: Path
+    common: dict[str, Any]
+    sections: dict[str, dict[str, Any]]
+    services: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Read and structurally check a profile: known sections only, mappings only, no secrets."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"params profile not found: {path}", fix="pass --params params/demo.yaml or params/pod.yaml")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}", fix="fix the YAML syntax at the line shown") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections", fix="see params/demo.yaml for the shape")
+    known = all_params_models()
+    sections: dict[str, dict[str, Any]] = {}
+    for key, value in data.items():
+        value = value or {}
+        if not isinstance(value, dict):
+            raise ParamsError(f"{path}: section {key!r} must be a mapping, got {type(value).__name__}")
+        refuse_secret_keys(value, f"{path} [{key}]")
+        if key not in RESERVED and key not in known and value:
+            raise ParamsError(f"{path}: unknown section {key!r}", fix=f"sections are common, services, {', '.join(sorted(known))}")
+        if key not in RESERVED and value:
+            sections[key] = value
+    all_fields = {f for model in known.values() for f in model.model_fields}
+    common = data.get("common") or {}
+    for key in common:
+        if key not in all_fields:
+            raise ParamsError(f"{path} [common]: unknown parameter {key!r}: no notebook has such a field")
+    return Profile(path, dict(common), sections, dict(data.get("services") or {}))
+
+
+def parse_sets(items: list[str] | None) -> dict[str, Any]:
+    """`--set key=value` pairs; values are read as YAML scalars (`3`, `true`, `[a, b]`)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ParamsError(f"--set {item!r}: expected key=value")
+        key, raw = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+    refuse_secret_keys(out, "--set")
+    return out
+
+
+def notebook_defaults(notebook: Path) -> dict[str, Any]:
+    """The literal defaults of a notebook's `parameters` cell (papermill's own parser)."""
+    import papermill as pm
+
+    found = pm.inspect_notebook(str(notebook))
+    out = {}
+    for name, info in found.items():
+        try:
+            out[name] = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError):
+            raise ParamsError(f"{notebook.name}: default of {name!r} is not a plain literal: {info['default']}") from None
+    return out
+
+
+def resolve_values(notebook: Path, profile: Profile, sets: dict[str, Any], strict_sets: bool = True) -> tuple[dict, NotebookParams]:
+    """Values papermill injects (profile + --set) and the validated params (cell defaults under them)."""
+    model = params_model_for(notebook.stem)
+    fields = set(model.model_fields)
+    section = profile.sections.get(notebook.stem, {})
+    for key in section:
+        if key not in fields:
+            raise ParamsError(
+                f"{profile.path} [{notebook.stem}]: unknown parameter {key!r}",
+                fix=f"fields of {notebook.stem}: {', '.join(sorted(fields))}",
+            )
+    unknown_sets = [k for k in sets if k not in fields]
+    if strict_sets and unknown_sets:
+        raise ParamsError(
+            f"--set {unknown_sets[0]}: unknown parameter {unknown_sets[0]!r} for notebook {notebook.stem}",
+            fix=f"fields of {notebook.stem}: {', '.join(sorted(fields))}",
+        )
+    inject = {k: v for k, v in profile.common.items() if k in fields}
+    inject.update(section)
+    inject.update({k: v for k, v in sets.items() if k in fields})
+    merged = {**notebook_defaults(notebook), **inject}
+    where = f"{profile.path} [{notebook.stem}] (with --set overrides)" if sets else f"{profile.path} [{notebook.stem}]"
+    return inject, model.validate_values(merged, where)

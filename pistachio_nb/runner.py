@@ -1,0 +1,234 @@
+"""Run notebooks headless with papermill into a run folder: validate first, lock, render, summarise.
+
+`run_notebooks` is the one public entry; the small functions below it each do one step.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import importlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from .errors import ParamsError, WorkspaceLockedError
+from .files import write_json, write_text
+from .params import NotebookParams
+from .paths import repo_root, resolve
+from .profiles import Profile, load_profile, parse_sets, resolve_values
+from .secrets import scrub
+
+EXIT_OK, EXIT_FAILED, EXIT_PARAMS, EXIT_DRIFT, EXIT_LOCKED = 0, 1, 2, 3, 75
+LOCK_NAME = ".pistachio-run.lock"
+# Profile `services:` entries the runner starts before the notebooks and stops after (demo only).
+SERVICE_STARTERS = {"comfyui_test_server": "pistachio_nb.comfy.testserver:start_service"}
+
+
+@dataclass
+class NotebookResult:
+    notebook: str
+    status: str = "pending"  # ok | failed | skipped
+    seconds: float = 0.0
+    error: str | None = None
+    rendered: str | None = None
+    html: str | None = None
+    missing_artifacts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    results: list[NotebookResult]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status == "ok" for r in self.results)
+
+
+def notebooks_dir() -> Path:
+    return repo_root() / "notebooks"
+
+
+def select_notebooks(target: str) -> list[Path]:
+    """`all` -> every notebook in workflow order; otherwise one notebook by name or path."""
+    if target == "all":
+        found = sorted(Path(p) for p in glob.glob(str(notebooks_dir() / "[0-9][0-9]_*.ipynb")))
+        if not found:
+            raise ParamsError(f"no notebooks found in {notebooks_dir()}")
+        return found
+    name = Path(target).name
+    path = notebooks_dir() / (name if name.endswith(".ipynb") else f"{name}.ipynb")
+    if not path.is_file():
+        known = ", ".join(p.stem for p in select_notebooks("all"))
+        raise ParamsError(f"no notebook named {target!r}", fix=f"choose one of: all, {known}")
+    return [path]
+
+
+def validate_run(notebooks: list[Path], profile: Profile, sets: dict[str, Any]) -> list[tuple[Path, dict, NotebookParams]]:
+    """Validate every notebook's values before anything runs, so a typo fails in a second, not an hour in."""
+    strict = len(notebooks) == 1
+    plans = [(nb, *resolve_values(nb, profile, sets, strict_sets=strict)) for nb in notebooks]
+    used = {k for _, inject, _ in plans for k in inject}
+    unused = [k for k in sets if k not in used]
+    if unused:
+        raise ParamsError(f"--set {unused[0]}: unknown parameter {unused[0]!r}: no notebook in this run has it")
+    return plans
+
+
+@contextmanager
+def workspace_lock(workspace: Path) -> Iterator[Path]:
+    """Hold an exclusive lock on the workspace; a second concurrent run refuses at once."""
+    workspace.mkdir(parents=True, exist_ok=True)
+    lock_path = workspace / LOCK_NAME
+    handle = lock_path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another run"
+        handle.close()
+        raise WorkspaceLockedError(
+            f"workspace {workspace} is in use by {holder}",
+            fix="wait for that run to finish (cron: stagger the jobs); the lock frees itself when it exits",
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
+    handle.flush()
+    try:
+        yield lock_path
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def start_services(services: dict[str, Any], stack: ExitStack) -> None:
+    """Start the profile's demo services (e.g. the ComfyUI protocol test server); stopped when the run ends."""
+    for name, options in services.items():
+        if name not in SERVICE_STARTERS:
+            raise ParamsError(f"services: unknown service {name!r}", fix=f"known: {', '.join(SERVICE_STARTERS)}")
+        module, func = SERVICE_STARTERS[name].split(":")
+        stop: Callable[[], None] = getattr(importlib.import_module(module), func)(**(options or {}))
+        stack.callback(stop)
+
+
+def make_run_dir(profile: Profile, root: Path | None = None) -> Path:
+    """`outputs/runs/<UTC time>-<profile>/`, unique even for two runs in the same second."""
+    base = root or resolve("outputs/runs")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for i in range(1000):
+        run_dir = base / (f"{stamp}-{profile.name}" + (f"-{i}" if i else ""))
+        try:
+            run_dir.mkdir(parents=True)
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a run folder under {base}")
+
+
+def declared_artifacts(notebook: Path) -> list[str]:
+    """Globs (relative to the workspace) a notebook declares it writes, from its `pistachio` metadata."""
+    nb = nbformat.read(str(notebook), as_version=4)
+    return list(nb.metadata.get("pistachio", {}).get("artifacts", []))
+
+
+def missing_artifacts(notebook: Path, workspace: Path) -> list[str]:
+    return [g for g in declared_artifacts(notebook) if not glob.glob(str(workspace / g), recursive=True)]
+
+
+def render_html(rendered: Path) -> Path:
+    """Write the rendered notebook's HTML beside it (scrubbed of secrets)."""
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(rendered), as_version=4))
+    return write_text(rendered.with_suffix(".html"), scrub(body))
+
+
+def scrub_file(path: Path) -> None:
+    """Rewrite a file with every secret value replaced (only when one is present)."""
+    text = path.read_text(encoding="utf-8")
+    clean = scrub(text)
+    if clean != text:
+        write_text(path, clean)
+
+
+def failure_summary(err: Exception) -> str:
+    """A few lines about the failing cell: which cell, the exception and its message."""
+    ename, evalue = getattr(err, "ename", type(err).__name__), getattr(err, "evalue", str(err))
+    cell = getattr(err, "exec_count", None)
+    where = f"cell [{cell}]: " if cell is not None else ""
+    return scrub(f"{where}{ename}: {evalue}".strip())[:2000]
+
+
+def execute_one(notebook: Path, inject: dict, run_dir: Path) -> NotebookResult:
+    """Run one notebook with papermill; a failure still saves the rendered notebook marked at the failing cell."""
+    import papermill as pm
+
+    result = NotebookResult(notebook.stem, rendered=str(run_dir / notebook.name))
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(
+            str(notebook), result.rendered, parameters=inject, kernel_name="python3",
+            cwd=str(notebook.parent), progress_bar=False, log_output=False,
+        )
+        result.status = "ok"
+    except Exception as err:  # papermill raises PapermillExecutionError; kernel deaths raise others
+        result.status, result.error = "failed", failure_summary(err)
+    result.seconds = round(time.perf_counter() - start, 2)
+    rendered = Path(result.rendered)
+    if rendered.exists():
+        scrub_file(rendered)
+        result.html = str(render_html(rendered))
+    return result
+
+
+def run_notebooks(target: str, params_file: str | Path, sets: list[str] | None = None, runs_root: Path | None = None,
+                  echo: Callable[[str], None] = print) -> RunResult:
+    """Validate, lock the workspace, start demo services, run the notebooks in order, stop at the first failure."""
+    notebooks = select_notebooks(target)
+    profile = load_profile(resolve(params_file))
+    plans = validate_run(notebooks, profile, parse_sets(sets))
+    run_dir = make_run_dir(profile, runs_root)
+    results = [NotebookResult(nb.stem, status="skipped") for nb in notebooks]
+    summary_path = run_dir / "summary.json"
+    with ExitStack() as stack:
+        for ws in sorted({p.ws.root for _, _, p in plans}):
+            stack.enter_context(workspace_lock(ws))
+        start_services(profile.services, stack)
+        for i, (nb, inject, params) in enumerate(plans):
+            echo(f"running {nb.stem} ...")
+            results[i] = res = execute_one(nb, inject, run_dir)
+            if res.status == "ok":
+                res.missing_artifacts = missing_artifacts(nb, params.ws.root)
+                if res.missing_artifacts:
+                    res.status, res.error = "failed", f"declared artifacts not written: {res.missing_artifacts}"
+            write_json(summary_path, summary(profile, run_dir, results))
+            echo(f"  {res.status} in {res.seconds:.1f}s" + (f"\n  {res.error}\n  rendered: {res.rendered}" if res.error else ""))
+            if res.status != "ok":
+                break
+    write_json(summary_path, summary(profile, run_dir, results))
+    return RunResult(run_dir, results)
+
+
+def summary(profile: Profile, run_dir: Path, results: list[NotebookResult]) -> dict:
+    """The run's summary.json: profile, folder, and per notebook status, seconds, error, files."""
+    return {
+        "profile": str(profile.path),
+        "run_dir": str(run_dir),
+        "ok": all(r.status == "ok" for r in results),
+        "notebooks": {r.notebook: {k: v for k, v in r.__dict__.items() if k != "notebook"} for r in results},
+    }
+
+
+def load_summary(run_dir: str | Path) -> dict:
+    return json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8"))
+
