@@ -59,12 +59,14 @@ def notebooks_dir() -> Path:
 
 
 def select_notebooks(target: str) -> list[Path]:
-    """`all` -> every notebook in workflow order; otherwise one notebook by name or path."""
+    """`all` -> every notebook in workflow order; otherwise one notebook by name, or a path to one."""
     if target == "all":
         found = sorted(Path(p) for p in glob.glob(str(notebooks_dir() / "[0-9][0-9]_*.ipynb")))
         if not found:
             raise ParamsError(f"no notebooks found in {notebooks_dir()}")
         return found
+    if target.endswith(".ipynb") and Path(target).is_file():
+        return [Path(target).resolve()]
     name = Path(target).name
     path = notebooks_dir() / (name if name.endswith(".ipynb") else f"{name}.ipynb")
     if not path.is_file():
