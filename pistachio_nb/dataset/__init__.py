@@ -1,0 +1,25 @@
+"""01_dataset: turn a folder of the character's images into a clean, split, bucketed training dataset.
+
+Public verb: `prepare_dataset(params) -> DatasetResult`. It reads `params.source_dir` (never modifies
+or deletes anything there) and writes `<workspace>/dataset/`, the contract later stages rely on:
+
+- `manifest.csv`: one row per source file: path (relative to source_dir), status (ok | duplicate |
+  rejected | skipped), reason, size, mtime_ns, hash (sha256 of the bytes), format, mode, width/height
+  (upright, after EXIF orientation), aspect, blur (Laplacian variance at a fixed scale), phash,
+  cluster (near-duplicate group id), cluster_size, duplicate_of, kept, split, bucket ("WxH"),
+  flags (";"-joined: blurry, upscaled, heavy_crop), file_name (in the dataset, for kept rows).
+- `metadata.jsonl`: the single index later stages read (Hugging Face imagefolder convention), one
+  object per written image: file_name (relative to the dataset folder), split (train | validation),
+  width/height (the bucket), original_width/original_height, crop_left/crop_top (in the resized
+  image, for SDXL's time ids), source (path in source_dir), hash (sha256 of the source), text (the
+  caption; empty until the captioning stage fills it, preserved across reruns).
+- `train/<repeats>_<trigger> <class_word>/` and `validation/`: the images as PNG, each exactly its
+  bucket size, with a `.txt` caption sidecar (empty until captioned; an existing one is never overwritten).
+- `manifest.csv.params.json`, `metadata.jsonl.params.json`: the params that made them.
+
+Reruns are incremental: unchanged source files are not decoded again, unchanged outputs not rewritten.
+"""
+
+from .pipeline import DatasetResult, prepare_dataset
+
+__all__ = ["DatasetResult", "prepare_dataset"]

@@ -1,0 +1,95 @@
+"""Open one image file safely: header checks before decoding, reduced-scale JPEG decode, EXIF orientation, RGB.
+
+Shared by ingest (small analysis copies) and layout (bucket-sized copies), so both see the same pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP"}
+ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+
+
+class RejectedImage(Exception):
+    """A file that cannot enter the dataset; the message is the manifest's `reason`."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Refusal thresholds checked on the header, before any pixel is decoded."""
+
+    min_side: int
+    max_pixels: int
+
+
+def open_checked(data: bytes, limits: Limits) -> tuple[Image.Image, tuple[int, int]]:
+    """Open encoded bytes, refuse non-images and out-of-range sizes; return the image and its displayed size."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our max_pixels check below decides
+            im = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as err:
+        raise RejectedImage(f"too many pixels (decompression bomb guard): {err}") from None
+    except UnidentifiedImageError:
+        raise RejectedImage("not an image (content is not JPEG/PNG/WebP whatever the extension)") from None
+    except (OSError, ValueError, SyntaxError) as err:
+        raise RejectedImage(f"unreadable header: {err}") from None
+    if im.format not in ALLOWED_FORMATS:
+        raise RejectedImage(f"unsupported format {im.format} (allowed: {', '.join(sorted(ALLOWED_FORMATS))})")
+    w, h = im.size
+    if w * h > limits.max_pixels:
+        raise RejectedImage(f"too many pixels: {w}x{h} > max_pixels {limits.max_pixels} (decompression bomb guard)")
+    if min(w, h) < limits.min_side:
+        raise RejectedImage(f"too small: {w}x{h}, shorter side below min_side {limits.min_side}")
+    orientation = _orientation(im)
+    return im, ((h, w) if orientation in ROTATED_ORIENTATIONS else (w, h))
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        return int(im.getexif().get(0x0112, 1) or 1)
+    except Exception:  # a broken EXIF block must not lose an otherwise good image
+        return 1
+
+
+def decode_rgb(im: Image.Image, min_size: tuple[int, int] | None, background: tuple[int, int, int]) -> Image.Image:
+    """Decode to the end (catching truncation), at reduced JPEG scale when `min_size` allows; oriented RGB.
+
+    `min_size` is (width, height) in displayed orientation; the decoded image is at least that big.
+    """
+    if min_size is not None and im.format == "JPEG":
+        swap = _orientation(im) in ROTATED_ORIENTATIONS
+        im.draft(im.mode if im.mode == "CMYK" else "RGB", (min_size[1], min_size[0]) if swap else min_size)
+    try:
+        im.load()
+    except (OSError, ValueError, SyntaxError, EOFError) as err:
+        raise RejectedImage(f"truncated or corrupt image data: {err}") from None
+    return to_rgb(ImageOps.exif_transpose(im), background)
+
+
+def to_rgb(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """RGB from any mode: 16-bit scaled (not clipped), palette/alpha composited on `background`, CMYK converted."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        scaled = (np.asarray(im, dtype=np.uint32) // 257).clip(0, 255).astype(np.uint8)
+        im = Image.fromarray(scaled, "L")
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode in ("LA", "PA", "La", "RGBa"):
+        im = im.convert("RGBA")
+    if im.mode == "RGBA":
+        base = Image.new("RGB", im.size, background)
+        base.paste(im, mask=im.getchannel("A"))
+        return base
+    return im if im.mode == "RGB" else im.convert("RGB")
+
+
+def parse_colour(hex_colour: str) -> tuple[int, int, int]:
+    """'#rrggbb' -> (r, g, b)."""
+    h = hex_colour.lstrip("#")
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)

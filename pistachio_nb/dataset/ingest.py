@@ -1,0 +1,87 @@
+"""Ingest: list the source folder, then probe each file (validate, decode to the end, hash, blur score).
+
+A probe returns one small manifest row (no pixels), so memory does not grow with the folder size.
+Rows of files unchanged since the last run (same size and mtime, same probe settings) are reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import imagehash
+from PIL import Image
+
+from .decode import Limits, RejectedImage, decode_rgb, open_checked
+from .pool import parallel_map
+from .quality import analysis_size, blur_score
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp"}
+HASHERS = {"phash": imagehash.phash, "dhash": imagehash.dhash, "ahash": imagehash.average_hash, "whash": imagehash.whash}
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Everything a probe's result depends on; its fingerprint decides whether old rows can be reused."""
+
+    source_dir: str
+    min_side: int
+    max_pixels: int
+    algorithm: str
+    background: tuple[int, int, int]
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def list_sources(root: Path) -> list[Path]:
+    """Every file below `root` (recursive, sorted, hidden folders skipped), images or not."""
+    return sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts[:-1])
+    )
+
+
+def probe_file(job: tuple[str, ProbeConfig]) -> dict:
+    """Manifest row for one file: status ok|rejected|skipped, reason, sha256, perceptual hash, size, blur."""
+    rel, cfg = job
+    path = Path(cfg.source_dir) / rel
+    st = path.stat()
+    row = {"path": rel, "status": "ok", "reason": "", "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        return {**row, "status": "skipped", "reason": f"not an image extension ({path.suffix or 'none'})"}
+    data = path.read_bytes()
+    row["hash"] = hashlib.sha256(data).hexdigest()
+    try:
+        im, (w, h) = open_checked(data, Limits(cfg.min_side, cfg.max_pixels))
+        row.update(format=im.format, mode=im.mode, width=w, height=h)
+        small = decode_rgb(im, analysis_size(w, h), cfg.background)
+    except RejectedImage as err:
+        return {**row, "status": "rejected", "reason": str(err)}
+    gray = small.convert("L").resize(analysis_size(w, h), Image.Resampling.BOX)
+    row["phash"] = str(HASHERS[cfg.algorithm](gray))
+    row["blur"] = round(blur_score(gray), 2)
+    return row
+
+
+def probe_all(cfg: ProbeConfig, rels: list[str], previous: dict[str, dict], workers: int) -> tuple[list[dict], int]:
+    """Rows for `rels` in order, reusing `previous` rows (by path) whose size and mtime still match.
+
+    Returns (rows, number of files actually probed this run).
+    """
+    root = Path(cfg.source_dir)
+    rows: dict[str, dict] = {}
+    todo = []
+    for rel in rels:
+        old = previous.get(rel)
+        st = (root / rel).stat()
+        if old and int(old["size"]) == st.st_size and int(old["mtime_ns"]) == st.st_mtime_ns:
+            rows[rel] = old
+        else:
+            todo.append(rel)
+    jobs = [(rel, cfg) for rel in todo]
+    for row in parallel_map(probe_file, jobs, workers, "probe", preload=__name__):
+        rows[row["path"]] = row
+    return [rows[rel] for rel in rels], len(todo)

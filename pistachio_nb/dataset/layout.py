@@ -1,0 +1,108 @@
+"""Write the kept images in the kohya layout plus `metadata.jsonl`, touching only what changed.
+
+An image already written with the same source hash, bucket and crop is left alone (or renamed when it
+only changed side of the split); captions already in the old metadata are carried over, never lost.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..files import atomic_path, read_jsonl, write_text
+from .buckets import Fit, apply_fit
+from .decode import Limits, decode_rgb, open_checked
+from .pool import parallel_map
+
+METADATA = "metadata.jsonl"
+
+
+def kohya_folder(repeats: int, trigger: str, class_word: str) -> str:
+    """`<repeats>_<trigger> <class>`: kohya reads the repeat count and the class prompt from this name."""
+    return f"{repeats}_{trigger} {class_word}"
+
+
+def output_name(rel: str, sha256: str) -> str:
+    """A stable, unique PNG name: the source path flattened to a slug, plus 8 hex of its content hash."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", rel.rsplit(".", 1)[0]).strip("_")[:80] or "image"
+    return f"{slug}-{sha256[:8]}.png"
+
+
+def _key(entry: dict) -> tuple:
+    return entry["hash"], entry["width"], entry["height"], entry["crop_left"], entry["crop_top"]
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """One image to decode, fit into its bucket and save as PNG."""
+
+    source: str
+    dest: str
+    fit: Fit
+    limits: Limits
+    background: tuple[int, int, int]
+
+
+def render(job: RenderJob) -> str:
+    """Decode (reduced-scale when possible), resize + crop to the bucket, save PNG atomically."""
+    im, _ = open_checked(Path(job.source).read_bytes(), job.limits)
+    out = apply_fit(decode_rgb(im, job.fit.resized, job.background), job.fit)
+    with atomic_path(job.dest) as tmp:
+        out.save(tmp, "PNG", compress_level=4)
+    return job.dest
+
+
+def _sidecar(image: Path) -> Path:
+    return image.with_suffix(".txt")
+
+
+def _move(old: Path, new: Path) -> None:
+    new.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(old, new)
+    if _sidecar(old).exists():
+        os.replace(_sidecar(old), _sidecar(new))
+
+
+def sync_layout(root: Path, entries: list[dict], jobs: dict[str, RenderJob], workers: int) -> dict[str, int]:
+    """Make `root` hold exactly `entries` (metadata rows) with their images and caption sidecars.
+
+    `jobs` maps file_name -> how to render it when it is not already there. Returns counts of
+    written, moved, unchanged and removed images. Only files listed in the old metadata are removed.
+    """
+    old = {e["file_name"]: e for e in read_jsonl(root / METADATA)}
+    old_by_key = {_key(e): name for name, e in old.items() if (root / name).exists()}
+    captions = {e["hash"]: e.get("text", "") for e in old.values() if e.get("text")}
+    counts = dict(written=0, moved=0, unchanged=0, removed=0)
+    todo = []
+    for e in entries:
+        e["text"] = captions.get(e["hash"], "")
+        dest = root / e["file_name"]
+        if e["file_name"] in old and _key(old[e["file_name"]]) == _key(e) and dest.exists():
+            counts["unchanged"] += 1
+        elif _key(e) in old_by_key:
+            _move(root / old_by_key.pop(_key(e)), dest)
+            counts["moved"] += 1
+        else:
+            todo.append(jobs[e["file_name"]])
+    for _ in parallel_map(render, todo, workers, "write", preload=__name__):
+        counts["written"] += 1
+    keep = {e["file_name"] for e in entries}
+    for name in old:
+        if name not in keep and (root / name).exists():
+            (root / name).unlink()
+            _sidecar(root / name).unlink(missing_ok=True)
+            counts["removed"] += 1
+    for e in entries:
+        if not _sidecar(root / e["file_name"]).exists():
+            write_text(_sidecar(root / e["file_name"]), e["text"])
+    _remove_empty_dirs(root)
+    return counts
+
+
+def _remove_empty_dirs(root: Path) -> None:
+    for sub in ("train", "validation"):
+        for folder in sorted((root / sub).glob("**/"), key=lambda p: -len(p.parts)):
+            if folder.is_dir() and not any(folder.iterdir()) and folder != root / sub:
+                folder.rmdir()

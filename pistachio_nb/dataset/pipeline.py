@@ -1,0 +1,136 @@
+"""`prepare_dataset`: source folder -> validated, deduplicated, split, bucketed dataset in the workspace."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..demo_data import make_demo_images
+from ..errors import InputDataError, ParamsError
+from ..files import atomic_path, read_json, write_json, write_jsonl, write_sidecar
+from ..params import DatasetParams
+from ..paths import resolve
+from .buckets import fit_bucket, sdxl_buckets
+from .decode import Limits, parse_colour
+from .dedup import best_member, cluster_hashes, hamming
+from .ingest import ProbeConfig, list_sources, probe_all
+from .layout import METADATA, RenderJob, kohya_folder, output_name, sync_layout
+from .quality import quality_flags
+from .split import validation_clusters
+
+MANIFEST = "manifest.csv"
+PROBE_CACHE = ".probe-cache.json"
+COLUMNS = [
+    "path", "status", "reason", "size", "mtime_ns", "hash", "format", "mode", "width", "height", "aspect",
+    "blur", "phash", "cluster", "cluster_size", "duplicate_of", "kept", "split", "bucket", "flags", "file_name",
+]
+
+
+@dataclass
+class DatasetResult:
+    """What a run produced: the dataset folder, the manifest table, the metadata rows and what was (re)done."""
+
+    root: Path
+    source: Path
+    manifest: pd.DataFrame
+    metadata: list[dict]
+    counts: dict[str, int]
+    seconds: float
+
+
+def prepare_dataset(p: DatasetParams) -> DatasetResult:
+    """Ingest `p.source_dir`, dedup, flag, split and write the kohya + metadata.jsonl dataset; incremental."""
+    t0 = time.perf_counter()
+    source, root = source_folder(p), p.ws.dataset
+    cfg = ProbeConfig(str(source), p.min_side, p.max_pixels, p.dedup_algorithm, parse_colour(p.alpha_background))
+    rels = [f.relative_to(source).as_posix() for f in list_sources(source)]
+    if not rels:
+        raise InputDataError(f"source_dir {source} holds no files", fix="put the character's images (jpg, png, webp) there")
+    cached = read_json(root / PROBE_CACHE) if (root / PROBE_CACHE).exists() else {}
+    reusable = {r["path"]: r for r in cached.get("rows", [])} if cached.get("fingerprint") == cfg.fingerprint() else {}
+    probed_rows, probed = probe_all(cfg, rels, reusable, p.workers)
+    write_json(root / PROBE_CACHE, {"fingerprint": cfg.fingerprint(), "rows": probed_rows})
+    rows = [dict(r) for r in probed_rows]
+    mark_duplicates(rows, p.dedup_threshold)
+    entries, jobs = plan_layout(rows, p, cfg)
+    counts = sync_layout(root, entries, jobs, p.workers)
+    write_jsonl(root / METADATA, entries)
+    write_sidecar(root / METADATA, p)
+    manifest = manifest_frame(rows)
+    with atomic_path(root / MANIFEST) as tmp:
+        manifest.to_csv(tmp, index=False)
+    write_sidecar(root / MANIFEST, p)
+    counts = {"files": len(rels), "probed": probed, "reused": len(rels) - probed, **counts}
+    return DatasetResult(root, source, manifest, entries, counts, round(time.perf_counter() - t0, 2))
+
+
+def manifest_frame(rows: list[dict]) -> pd.DataFrame:
+    """The manifest table in its column order, whole-number columns as nullable integers."""
+    frame = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    for col in ("size", "mtime_ns", "width", "height", "cluster", "cluster_size"):
+        frame[col] = frame[col].astype("Int64")
+    return frame
+
+
+def source_folder(p: DatasetParams) -> Path:
+    """The resolved source folder; generated for the demo when missing and allowed; never inside the dataset."""
+    source, dataset = resolve(p.source_dir), resolve(p.workspace) / "dataset"
+    if not source.exists() and p.generate_demo_source:
+        make_demo_images(source)
+    if not source.is_dir():
+        raise InputDataError(
+            f"source_dir {source} is not an existing folder",
+            fix="set source_dir to the folder holding the character's images (or generate_demo_source: true for the demo)",
+        )
+    if source.is_relative_to(dataset) or dataset.is_relative_to(source):
+        raise ParamsError(f"source_dir {source} and the dataset folder {dataset} overlap", fix="keep the source folder outside the workspace")
+    return source
+
+
+def mark_duplicates(rows: list[dict], threshold: int) -> None:
+    """Cluster the readable images by perceptual hash; the best of each stays `ok`, the rest become `duplicate`."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    hashes = [int(r["phash"], 16) for r in ok]
+    groups: dict[int, list[dict]] = defaultdict(list)
+    for row, label in zip(ok, cluster_hashes(hashes, threshold)):
+        groups[label].append(row)
+    keepers = sorted(((best_member(g), g) for g in groups.values()), key=lambda kg: kg[0]["path"])
+    for cluster_id, (keeper, members) in enumerate(keepers):
+        for r in members:
+            r.update(cluster=cluster_id, cluster_size=len(members), kept=r is keeper)
+            if r is not keeper:
+                bits = hamming(int(r["phash"], 16), int(keeper["phash"], 16))
+                r.update(status="duplicate", duplicate_of=keeper["path"], reason=f"near-duplicate of {keeper['path']} ({bits} bits apart)")
+    for r in rows:
+        r.setdefault("kept", False)
+
+
+def plan_layout(rows: list[dict], p: DatasetParams, cfg: ProbeConfig) -> tuple[list[dict], dict[str, RenderJob]]:
+    """Bucket, quality-flag and split every kept image; returns metadata rows and how to render each."""
+    buckets, folder = sdxl_buckets(p.base_resolution), kohya_folder(p.repeats, p.trigger, p.class_word)
+    kept = [r for r in rows if r["kept"]]
+    held_out = validation_clusters([r["hash"] for r in kept], p.validation_ratio, p.split_seed)
+    split_of = {r["cluster"]: ("validation" if r["hash"] in held_out else "train") for r in kept}
+    entries, jobs = [], {}
+    for r in rows:
+        if "cluster" in r:
+            r["split"] = split_of[r["cluster"]]
+        r["aspect"] = round(r["width"] / r["height"], 3) if r.get("width") else None
+        if not r["kept"]:
+            continue
+        fit = fit_bucket(r["width"], r["height"], buckets)
+        name = f"{'validation' if r['split'] == 'validation' else 'train/' + folder}/{output_name(r['path'], r['hash'])}"
+        r.update(bucket=f"{fit.bucket[0]}x{fit.bucket[1]}", file_name=name,
+                 flags=";".join(quality_flags(r["blur"], p.blur_threshold, fit.upscale, fit.crop_share)))
+        entries.append({
+            "file_name": name, "split": r["split"], "width": fit.bucket[0], "height": fit.bucket[1],
+            "original_width": r["width"], "original_height": r["height"], "crop_left": fit.left, "crop_top": fit.top,
+            "source": r["path"], "hash": r["hash"], "text": "",
+        })
+        jobs[name] = RenderJob(str(Path(cfg.source_dir) / r["path"]), str(p.ws.dataset / name), fit,
+                               Limits(cfg.min_side, cfg.max_pixels), cfg.background)
+    return entries, jobs
