@@ -73,6 +73,35 @@ class SetupParams(NotebookParams):
 
 # --------------------------------------------------------------------------- 01_dataset
 # (section owned by the 01_dataset work; add its params model here)
+from typing import Literal  # noqa: E402  (kept inside this section so sections stay independent)
+
+from pydantic import model_validator  # noqa: E402
+
+
+class DatasetParams(NotebookParams):
+    notebook: ClassVar[str] = "01_dataset"
+
+    source_dir: Path = Field(description="folder of the character's source images (read only, searched recursively)")
+    generate_demo_source: bool = Field(description="write generated demo images into source_dir when it does not exist")
+    trigger: str = Field(min_length=2, pattern=r"^\S+$", description="rare token that will name the character")
+    class_word: str = Field(min_length=1, pattern=r"^[^/\\]+$", description="what the character is (woman, man, dog...)")
+    repeats: int = Field(ge=1, le=1000, description="kohya repeats: times each image is seen per epoch")
+    dedup_algorithm: Literal["phash", "dhash", "ahash", "whash"] = Field(description="imagehash perceptual hash")
+    dedup_threshold: int = Field(ge=0, le=32, description="max Hamming distance (bits of 64) for near-duplicates")
+    min_side: int = Field(ge=8, description="refuse images whose shorter side is below this (pixels)")
+    max_pixels: int = Field(ge=64 * 64, description="refuse images above this many pixels (decompression bombs)")
+    alpha_background: str = Field(pattern=r"^#[0-9a-fA-F]{6}$", description="colour transparent pixels become")
+    blur_threshold: float = Field(ge=0, description="flag images whose Laplacian variance is below this")
+    validation_ratio: float = Field(ge=0, le=0.5, description="share of clusters held out for validation")
+    split_seed: int = Field(ge=0, description="seed of the deterministic split")
+    base_resolution: int = Field(ge=64, le=2048, multiple_of=64, description="bucket base side (1024 for SDXL)")
+    workers: int = Field(ge=0, le=256, description="processes for decoding (0 = all cores)")
+
+    @model_validator(mode="after")
+    def _sizes_consistent(self) -> Self:
+        if self.min_side * self.min_side > self.max_pixels:
+            raise ValueError(f"min_side {self.min_side} squared exceeds max_pixels {self.max_pixels}")
+        return self
 
 
 # --------------------------------------------------------------------------- 02_captioning
