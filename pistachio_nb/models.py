@@ -1,0 +1,175 @@
+"""One way to load every model: a hub id, a local folder or `tiny:<kind>`, all via `from_pretrained(path)`.
+
+`tiny:<kind>` is built once (see `tiny_models`) into `outputs/models/tiny-<kind>/` and from then on
+is just a local folder, so the demo exercises exactly the loading code the pod runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+import torch
+
+from . import tiny_models
+from .errors import ModelLoadError, PistachioError
+from .paths import resolve
+from .secrets import get_secret
+
+TINY_PREFIX = "tiny:"
+TINY_ROOT = "outputs/models"
+MARKER = "pistachio_tiny.json"  # written last into a finished tiny model folder
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+T = TypeVar("T")
+
+
+class ModelAndProcessor(NamedTuple):
+    """A transformers model with the processor that prepares its inputs."""
+
+    model: Any
+    processor: Any
+
+
+# --------------------------------------------------------------------------- resolving
+def ensure_tiny(kind: str, root: str | Path | None = None) -> Path:
+    """Folder of tiny model `kind`, built on first use into a temp folder then renamed into place."""
+    if kind not in tiny_models.BUILDERS:
+        raise ModelLoadError(
+            f"unknown tiny model kind {kind!r} in model reference 'tiny:{kind}'",
+            fix=f"use one of {', '.join('tiny:' + k for k in tiny_models.BUILDERS)}, a hub id or a local path",
+        )
+    root = resolve(root or TINY_ROOT)
+    dest = root / f"tiny-{kind}"
+    stamp = {"kind": kind, "seed": tiny_models.SEED, "version": tiny_models.VERSION}
+    if _read_marker(dest) == stamp:
+        return dest
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tiny-{kind}.", dir=root))
+    try:
+        tiny_models.build_tiny(kind, tmp)
+        (tmp / MARKER).write_text(json.dumps(stamp), encoding="utf-8")
+        _swap_into_place(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _read_marker(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _swap_into_place(new: Path, dest: Path) -> None:
+    """Rename `new` to `dest`; a stale or half-built `dest` (no matching marker) is moved aside first."""
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        os.replace(dest, old)
+        shutil.rmtree(old, ignore_errors=True)
+    try:
+        os.replace(new, dest)
+    except OSError:
+        if _read_marker(dest) is None:  # not a concurrent builder that won the race
+            raise
+
+
+def resolve_model(ref: str) -> str:
+    """Turn a model reference into what `from_pretrained` takes: a local folder path or a hub id."""
+    ref = str(ref).strip()
+    if ref.startswith(TINY_PREFIX):
+        return str(ensure_tiny(ref[len(TINY_PREFIX) :]))
+    local = resolve(ref)
+    if local.exists():
+        return str(local)
+    if ref.startswith(("/", ".", "~")) or ref.count("/") > 1 or not _HUB_ID.match(ref):
+        raise ModelLoadError(
+            f"model path {ref!r} does not exist (looked at {local})",
+            fix="correct the path in the params, download the model there first (00_setup), "
+            "or give a hub id like 'stabilityai/stable-diffusion-xl-base-1.0' or 'tiny:sdxl'",
+        )
+    return ref
+
+
+# --------------------------------------------------------------------------- device and dtype
+def pick_device() -> str:
+    """`cuda` on the pod, `cpu` here."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(device: str) -> torch.dtype:
+    """bf16 (or fp16 on older GPUs) on CUDA to halve memory; fp32 on CPU, where half precision is slow or missing."""
+    if str(device).startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+# --------------------------------------------------------------------------- loaders
+def _load(ref: str, what: str, loader: Callable[[str, dict], T]) -> T:
+    """Resolve `ref` and call `loader(resolved, hub_kwargs)`, turning any failure into ModelLoadError."""
+    resolved = resolve_model(ref)
+    kwargs = {} if Path(resolved).exists() else {"token": get_secret("HF_TOKEN")}
+    try:
+        return loader(resolved, kwargs)
+    except PistachioError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any library failure becomes one clear error
+        raise ModelLoadError(
+            f"could not load {what} from {ref!r} (resolved to {resolved}): {type(err).__name__}: {err}",
+            fix="check the model reference: a complete local folder, a hub id already downloaded on this "
+            "machine (set HF_TOKEN in the environment for gated repos), or 'tiny:<kind>' for the demo",
+        ) from err
+
+
+def load_sdxl_pipeline(ref: str, device: str | None = None, dtype: torch.dtype | None = None):
+    """A `StableDiffusionXLPipeline` on `device` in `dtype` (defaults: pick_device / pick_dtype)."""
+    from diffusers import StableDiffusionXLPipeline
+
+    device = device or pick_device()
+    dtype = dtype or pick_dtype(device)
+
+    def load(path: str, kw: dict):
+        pipe = StableDiffusionXLPipeline.from_pretrained(path, dtype=dtype, **kw)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe.to(device)
+
+    return _load(ref, "the SDXL pipeline", load)
+
+
+def _model_and_processor(model_cls: Any, processor_cls: Any, device: str | None, dtype: torch.dtype | None):
+    """Loader for a transformers model + processor pair, in eval mode on the device."""
+    device = device or pick_device()
+    dtype = dtype or pick_dtype(device)
+
+    def load(path: str, kw: dict) -> ModelAndProcessor:
+        model = model_cls.from_pretrained(path, dtype=dtype, **kw).to(device).eval()
+        return ModelAndProcessor(model, processor_cls.from_pretrained(path, **kw))
+
+    return load
+
+
+def load_captioner(ref: str, device: str | None = None, dtype: torch.dtype | None = None) -> ModelAndProcessor:
+    """An image-to-text captioner (Florence-2, BLIP, ...) and its processor."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    return _load(ref, "the captioner", _model_and_processor(AutoModelForImageTextToText, AutoProcessor, device, dtype))
+
+
+def load_clip(ref: str, device: str | None = None, dtype: torch.dtype | None = None) -> ModelAndProcessor:
+    """A CLIP model and processor, for text-image (CLIP-T) and image-image (CLIP-I) similarity."""
+    from transformers import CLIPModel, CLIPProcessor
+
+    return _load(ref, "the CLIP model", _model_and_processor(CLIPModel, CLIPProcessor, device, dtype))
+
+
+def load_dinov2(ref: str, device: str | None = None, dtype: torch.dtype | None = None) -> ModelAndProcessor:
+    """A DINOv2 backbone and image processor, for identity similarity between images."""
+    from transformers import AutoImageProcessor, AutoModel
+
+    return _load(ref, "the DINOv2 model", _model_and_processor(AutoModel, AutoImageProcessor, device, dtype))
