@@ -1,0 +1,273 @@
+"""The test server's prompt queue and executor: ComfyUI's WebSocket message order, history and SaveImage files.
+
+It does not run models: each output node gets a small real PNG derived from the graph (so seed and
+prompt change the pixels), after a configurable delay. `Behaviour` tells it to fail, hang or crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from .validation import is_link
+
+SIZE_NODES = ("EmptyLatentImage", "EmptyImage")
+
+
+@dataclass
+class Behaviour:
+    """Knobs tests turn: job duration, failures, hangs, a crash-and-restart, hostile file names."""
+
+    delay: float = 0.0  # seconds each prompt takes
+    fail_next: int = 0  # the next N prompts end in execution_error
+    fail_when_text: str = ""  # prompts with a string input containing this end in execution_error
+    hang_next: int = 0  # the next N prompts run until /interrupt
+    restart_after: int | None = None  # after N started prompts, crash mid-prompt and come back (queue, history lost)
+    restart_seconds: float = 0.5  # how long the crashed server stays down
+    evil_filenames: bool = False  # report output names like ../../x.png (a hostile server)
+
+
+@dataclass
+class QueueItem:
+    number: int
+    prompt_id: str
+    graph: dict[str, Any]
+    extra_data: dict[str, Any]
+    outputs: list[str]
+
+    def as_list(self) -> list:
+        """ComfyUI's queue/history row: [number, prompt_id, prompt, extra_data, outputs_to_execute]."""
+        return [self.number, self.prompt_id, self.graph, self.extra_data, self.outputs]
+
+
+class Interrupted(Exception):
+    pass
+
+
+class Failed(Exception):
+    pass
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def execution_order(graph: dict[str, Any], outputs: list[str]) -> list[str]:
+    """Nodes the outputs depend on, each after its inputs (depth-first post-order)."""
+    order: list[str] = []
+
+    def visit(node_id: str) -> None:
+        if node_id in order:
+            return
+        for value in graph[node_id].get("inputs", {}).values():
+            if is_link(value) and value[0] in graph:
+                visit(value[0])
+        order.append(node_id)
+
+    for out in outputs:
+        visit(out)
+    return order
+
+
+def upstream_value(graph: dict[str, Any], node_id: str, name: str, default: Any) -> Any:
+    """First literal input `name` on a size node upstream of `node_id` (width, height, batch_size)."""
+    for nid in reversed(execution_order(graph, [node_id])):
+        node = graph[nid]
+        if node["class_type"] in SIZE_NODES and not is_link(node["inputs"].get(name)):
+            return node["inputs"].get(name, default)
+    return default
+
+
+def render_png(graph: dict[str, Any], node_id: str, index: int, extra_pnginfo: dict[str, Any]) -> bytes:
+    """A deterministic smooth-colour PNG of the graph's size, derived from everything upstream of `node_id`."""
+    upstream = {nid: graph[nid] for nid in execution_order(graph, [node_id])}
+    key = json.dumps(upstream, sort_keys=True).encode() + bytes([index % 256])
+    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
+    width = int(upstream_value(graph, node_id, "width", 64))
+    height = int(upstream_value(graph, node_id, "height", 64))
+    image = Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).resize((width, height), Image.BILINEAR)
+    info = PngInfo()
+    info.add_text("prompt", json.dumps(graph))
+    for key_name, value in extra_pnginfo.items():
+        info.add_text(key_name, json.dumps(value))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", pnginfo=info, compress_level=1)
+    return buf.getvalue()
+
+
+def next_counter(folder: Path, prefix: str) -> int:
+    """ComfyUI's SaveImage numbering: one past the highest `<prefix>_NNNNN_.png` already in the folder."""
+    numbers = [int(p.name[len(prefix) + 1:len(prefix) + 6]) for p in folder.glob(f"{prefix}_[0-9][0-9][0-9][0-9][0-9]_*.png")]
+    return max(numbers, default=0) + 1
+
+
+@dataclass
+class Engine:
+    """Queue + executor living on the server's event loop; `send(type, data, sid)` delivers WS messages."""
+
+    root: Path
+    behaviour: Behaviour
+    send: Callable[[str, dict[str, Any], str | None], None]
+    on_crash: Callable[[], None]
+    queue: list[QueueItem] = field(default_factory=list)
+    running: QueueItem | None = None
+    history: dict[str, dict[str, Any]] = field(default_factory=dict)
+    number: int = 0
+    started: int = 0
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    interrupt_flag: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def remaining(self) -> int:
+        return len(self.queue) + (self.running is not None)
+
+    def status(self) -> None:
+        """Broadcast the queue length to every client."""
+        self.send("status", {"status": {"exec_info": {"queue_remaining": self.remaining()}}}, None)
+
+    def enqueue(self, prompt_id: str, graph: dict[str, Any], extra: dict[str, Any], outputs: list[str]) -> int:
+        number = self.number
+        self.number += 1
+        self.queue.append(QueueItem(number, prompt_id, graph, extra, outputs))
+        self.status()
+        self.wakeup.set()
+        return number
+
+    def reset(self) -> None:
+        """What a process restart loses: the queue, the running prompt and the history."""
+        self.queue.clear()
+        self.history.clear()
+        self.running = None
+        self.interrupt_flag.set()
+
+    async def run_forever(self) -> None:
+        while True:
+            while not self.queue:
+                self.wakeup.clear()
+                await self.wakeup.wait()
+            item = self.queue.pop(0)
+            self.running = item
+            self.interrupt_flag.clear()
+            self.started += 1
+            if self.behaviour.restart_after is not None and self.started > self.behaviour.restart_after:
+                self.behaviour.restart_after = None
+                self.on_crash()
+                continue
+            try:
+                await self.execute(item)
+            except Exception:  # a bug here must not silently stop the queue
+                logging.getLogger(__name__).exception("test server failed executing %s", item.prompt_id)
+            if self.running is item:
+                self.running = None
+
+    async def execute(self, item: QueueItem) -> None:
+        """Run one prompt, sending the messages ComfyUI sends, in the recorded order."""
+        pid, sid, b = item.prompt_id, item.extra_data.get("client_id"), self.behaviour
+        failing = b.fail_next > 0 or bool(b.fail_when_text and b.fail_when_text in json.dumps(item.graph))
+        hanging = not failing and b.hang_next > 0
+        b.fail_next = max(0, b.fail_next - failing)
+        b.hang_next = max(0, b.hang_next - hanging)
+        messages: list[list] = []
+
+        def emit(kind: str, data: dict[str, Any], keep: bool = False) -> None:
+            self.send(kind, data, sid)
+            if keep:
+                messages.append([kind, data])
+
+        self.status()
+        emit("execution_start", {"prompt_id": pid, "timestamp": now_ms()}, keep=True)
+        emit("execution_cached", {"nodes": [], "prompt_id": pid, "timestamp": now_ms()}, keep=True)
+        order = execution_order(item.graph, item.outputs)
+        work = next((n for n in order if item.graph[n]["class_type"] == "KSampler"), order[-2] if len(order) > 1 else order[0])
+        states: dict[str, dict[str, Any]] = {}
+        outputs: dict[str, Any] = {}
+        done: list[str] = []
+        outcome, detail = "success", {}
+        try:
+            for nid in order:
+                if not failing:
+                    self._progress_state(states, nid, pid, "running", emit)
+                emit("executing", {"node": nid, "display_node": nid, "prompt_id": pid})
+                if nid == work:
+                    await self._work(item, nid, failing, hanging, emit)
+                if nid in item.outputs:
+                    outputs[nid] = {"images": self._save_images(item, nid)}
+                    emit("executed", {"node": nid, "display_node": nid, "output": outputs[nid], "prompt_id": pid})
+                done.append(nid)
+                if not failing:
+                    self._progress_state(states, nid, pid, "finished", emit)
+            emit("execution_success", {"prompt_id": pid, "timestamp": now_ms()}, keep=True)
+        except Failed:
+            outcome = "error"
+            node = item.graph[work]
+            detail = {"prompt_id": pid, "node_id": work, "node_type": node["class_type"], "executed": done,
+                      "exception_message": "test server: told to fail this prompt\n", "exception_type": "RuntimeError",
+                      "traceback": ["  File \"testserver\", in execute\n"], "current_inputs": {},
+                      "current_outputs": order, "timestamp": now_ms()}
+            emit("execution_error", detail, keep=True)
+        except Interrupted:
+            if self.running is not item:  # the server crashed under this prompt: it vanishes without a trace
+                return
+            outcome = "error"
+            detail = {"prompt_id": pid, "node_id": work, "node_type": item.graph[work]["class_type"],
+                      "executed": done, "timestamp": now_ms()}
+            emit("execution_interrupted", detail, keep=True)
+        self.history[pid] = {
+            "prompt": item.as_list(), "outputs": outputs,
+            "status": {"status_str": outcome, "completed": outcome == "success", "messages": messages},
+            "meta": {n: {"node_id": n, "display_node": n, "parent_node": None, "real_node_id": n} for n in outputs},
+        }
+        self.running = None
+        self.status()
+        emit("executing", {"node": None, "prompt_id": pid})
+
+    def _progress_state(self, states: dict, nid: str, pid: str, state: str, emit: Callable) -> None:
+        states[nid] = {"value": 1 if state == "finished" else 0, "max": 1, "state": state, "node_id": nid,
+                       "prompt_id": pid, "display_node_id": nid, "parent_node_id": None, "real_node_id": nid}
+        emit("progress_state", {"prompt_id": pid, "nodes": dict(states)})
+
+    async def _work(self, item: QueueItem, nid: str, failing: bool, hanging: bool, emit: Callable) -> None:
+        """The slow node: wait the configured delay (reporting sampler steps), or fail, or hang."""
+        if failing:
+            raise Failed()
+        steps = int(item.graph[nid]["inputs"].get("steps", 1)) if item.graph[nid]["class_type"] == "KSampler" else 0
+        wait = None if hanging else self.behaviour.delay
+        for step in range(1, max(steps, 1) + 1):
+            try:
+                await asyncio.wait_for(self.interrupt_flag.wait(), None if wait is None else wait / max(steps, 1))
+                raise Interrupted()
+            except TimeoutError:
+                pass
+            if steps:
+                emit("progress", {"value": step, "max": steps, "prompt_id": item.prompt_id, "node": nid})
+
+    def _save_images(self, item: QueueItem, nid: str) -> list[dict[str, str]]:
+        """Write the node's PNGs like SaveImage (output/) or PreviewImage (temp/); return their refs."""
+        node = item.graph[nid]
+        kind = "output" if node["class_type"] == "SaveImage" else "temp"
+        prefix = str(node["inputs"].get("filename_prefix", "ComfyUI")) if kind == "output" else "ComfyUI_temp"
+        subfolder, _, name = prefix.replace("\\", "/").rpartition("/")
+        folder = (self.root / kind / subfolder).resolve()
+        if not folder.is_relative_to((self.root / kind).resolve()):
+            subfolder, folder = "", self.root / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        refs = []
+        count = int(upstream_value(item.graph, nid, "batch_size", 1))
+        extra = item.extra_data.get("extra_pnginfo", {})
+        for i in range(count):
+            filename = f"{name}_{next_counter(folder, name):05}_.png"
+            (folder / filename).write_bytes(render_png(item.graph, nid, i, extra))
+            shown = f"../../{filename}" if self.behaviour.evil_filenames else filename
+            refs.append({"filename": shown, "subfolder": subfolder, "type": kind})
+        return refs
