@@ -1,0 +1,195 @@
+"""ensure_models against a real HTTP server on 127.0.0.1: skip, resume, drops, mismatch, server errors, hub auth."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pistachio_nb.demo_model_source import DEMO_FILES, write_demo_files
+from pistachio_nb.downloads import ensure_models, load_manifest
+from pistachio_nb.errors import InputDataError
+from pistachio_nb.fileserver import RangeFileHandler, serve_folder
+from pistachio_nb.paths import repo_root
+
+PAYLOAD = bytes(range(256)) * 2000  # 512000 bytes, several chunks
+
+
+class RecordingHandler(RangeFileHandler):
+    """Records each request's path, Range and Authorization headers on the server."""
+
+    def do_GET(self, body: bool = True) -> None:
+        self.server.seen.append((self.path, self.headers.get("Range"), self.headers.get("Authorization")))
+        super().do_GET(body)
+
+
+class DropOnceHandler(RecordingHandler):
+    """The first response stops after 100 kB and closes the connection, like a dropped pod network."""
+
+    def send_body(self, path, start, end):
+        if len(self.server.seen) == 1:
+            with path.open("rb") as fh:
+                fh.seek(start)
+                self.wfile.write(fh.read(100_000))
+            self.close_connection = True
+            return
+        super().send_body(path, start, end)
+
+
+class IgnoreRangeHandler(RecordingHandler):
+    def do_GET(self, body: bool = True) -> None:
+        del self.headers["Range"]
+        super().do_GET(body)
+
+
+class ErrorHandler(RecordingHandler):
+    def do_GET(self, body: bool = True) -> None:
+        self.server.seen.append((self.path, None, None))
+        self.send_error(500, "internal error")
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A folder with one file, served by a handler the test picks; yields (start, folder)."""
+    root = tmp_path / "remote"
+    (root / "org" / "repo" / "resolve" / "main").mkdir(parents=True)
+    (root / "model.safetensors").write_bytes(PAYLOAD)
+    (root / "org" / "repo" / "resolve" / "main" / "weights.safetensors").write_bytes(PAYLOAD)
+    servers = []
+
+    def start(handler=RecordingHandler):
+        server = serve_folder(root, handler=handler)
+        server.seen = []
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def manifest(tmp_path: Path, entries: list[dict]) -> Path:
+    path = tmp_path / "models.yaml"
+    path.write_text(yaml.safe_dump({"models": entries}), encoding="utf-8")
+    return path
+
+
+def url_entry(server, sha: str | None = None, size: int | None = len(PAYLOAD), name: str = "model") -> dict:
+    entry = {"name": name, "source": {"url": f"{server.url}/model.safetensors"}, "dest": "checkpoints",
+             "sha256": sha or hashlib.sha256(PAYLOAD).hexdigest()}
+    return {**entry, "size": size} if size else entry
+
+
+def run(tmp_path, entries, **kw):
+    return ensure_models(manifest(tmp_path, entries), tmp_path / "models", retry_wait=0.01, **kw)
+
+
+def test_download_then_skip_verified(tmp_path, served):
+    server = served()
+    first = run(tmp_path, [url_entry(server)])
+    dest = tmp_path / "models" / "checkpoints" / "model.safetensors"
+    assert first["status"].tolist() == ["downloaded"]
+    assert dest.read_bytes() == PAYLOAD
+    assert not list(dest.parent.glob("*.part"))
+    second = run(tmp_path, [url_entry(server)])
+    assert second["status"].tolist() == ["present"]
+    assert len(server.seen) == 1  # the rerun made no request at all
+
+
+def test_resume_from_partial_file(tmp_path, served):
+    server = served()
+    part = tmp_path / "models" / "checkpoints" / ".model.safetensors.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(PAYLOAD[:300_000])
+    table = run(tmp_path, [url_entry(server)])
+    assert table["status"].tolist() == ["downloaded"]
+    assert server.seen[0][1] == "bytes=300000-"
+    assert (part.parent / "model.safetensors").read_bytes() == PAYLOAD
+
+
+def test_dropped_connection_is_resumed_in_the_same_call(tmp_path, served):
+    server = served(DropOnceHandler)
+    table = run(tmp_path, [url_entry(server)])
+    assert table["status"].tolist() == ["downloaded"]
+    ranges = [r for _, r, _ in server.seen]
+    assert len(ranges) == 2 and ranges[0] is None
+    assert 0 < int(ranges[1].removeprefix("bytes=").rstrip("-")) <= 100_000  # resumed, not restarted
+    assert (tmp_path / "models" / "checkpoints" / "model.safetensors").read_bytes() == PAYLOAD
+
+
+def test_server_ignoring_range_restarts_cleanly(tmp_path, served):
+    server = served(IgnoreRangeHandler)
+    part = tmp_path / "models" / "checkpoints" / ".model.safetensors.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"x" * 1000)  # would corrupt the file if appended to
+    assert run(tmp_path, [url_entry(server)])["status"].tolist() == ["downloaded"]
+    assert (part.parent / "model.safetensors").read_bytes() == PAYLOAD
+
+
+def test_checksum_mismatch_is_refused_and_nothing_installed(tmp_path, served):
+    server = served()
+    table = run(tmp_path, [url_entry(server, sha="0" * 64)])
+    folder = tmp_path / "models" / "checkpoints"
+    assert table["status"].tolist() == ["failed"]
+    assert "sha256" in table["detail"][0] and "0" * 64 in table["detail"][0]
+    assert not (folder / "model.safetensors").exists() and not list(folder.glob(".*.part"))
+
+
+def test_existing_file_with_other_content_is_not_overwritten(tmp_path, served):
+    server = served()
+    dest = tmp_path / "models" / "checkpoints" / "model.safetensors"
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(b"the user's own file")
+    table = run(tmp_path, [url_entry(server)])
+    assert table["status"].tolist() == ["failed"]
+    assert "refusing to overwrite" in table["detail"][0]
+    assert dest.read_bytes() == b"the user's own file" and server.seen == []
+
+
+def test_server_error_fails_that_row_and_continues(tmp_path, served):
+    bad, good = served(ErrorHandler), served()
+    table = run(tmp_path, [url_entry(bad, name="broken"), url_entry(good, name="fine") | {"dest": "loras"}])
+    assert table["status"].tolist() == ["failed", "downloaded"]
+    assert "HTTP 500" in table["detail"][0]
+
+
+def test_hub_source_sends_token_from_environment(tmp_path, served, monkeypatch):
+    server = served()
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token_123")
+    entry = {"name": "hub", "source": {"hf_repo": "org/repo", "filename": "weights.safetensors", "revision": "main"},
+             "dest": "loras", "sha256": hashlib.sha256(PAYLOAD).hexdigest()}
+    plain = url_entry(server, name="plain")
+    table = run(tmp_path, [entry, plain])
+    assert table["status"].tolist() == ["downloaded", "downloaded"]
+    assert server.seen[0][0] == "/org/repo/resolve/main/weights.safetensors"
+    assert server.seen[0][2] == "Bearer hf_test_token_123"
+    assert server.seen[1][2] is None  # never sent to non-hub URLs
+
+
+@pytest.mark.parametrize("bad, words", [
+    ({"sha256": "abc"}, "sha256 must be 64 hex"),
+    ({"source": {"repo": "x"}}, "hf_repo + filename or url"),
+    ({"dest": "../outside"}, "below the ComfyUI models folder"),
+    ({"size": -3}, "positive number of bytes"),
+    ({"sha": "typo"}, "unknown key"),
+])
+def test_manifest_errors_name_the_entry(tmp_path, bad, words):
+    entry = {"name": "sdxl", "source": {"url": "http://127.0.0.1:1/x.safetensors"}, "dest": "checkpoints",
+             "sha256": "a" * 64, **bad}
+    with pytest.raises(InputDataError) as err:
+        load_manifest(manifest(tmp_path, [entry]), tmp_path)
+    assert "models[0] (sdxl)" in str(err.value) and words in str(err.value)
+
+
+def test_demo_manifest_matches_the_demo_files(tmp_path):
+    """The demo manifest's sha256/size are the bytes demo_model_source writes (a pin bump would show here)."""
+    written = {p.name: p for p in write_demo_files(tmp_path)}
+    entries = load_manifest(repo_root() / "params" / "models-demo.yaml", tmp_path / "models")
+    assert sorted(e.dest.name for e in entries) == sorted(DEMO_FILES)
+    for e in entries:
+        data = written[e.dest.name].read_bytes()
+        assert (hashlib.sha256(data).hexdigest(), len(data)) == (e.sha256, e.size)
+    assert load_manifest(repo_root() / "params" / "models-pod.yaml", tmp_path)[0].url.startswith("https://")
