@@ -126,6 +126,34 @@ class DatasetParams(NotebookParams):
 
 # --------------------------------------------------------------------------- 07_knowledge_audit
 # (section owned by the 07_knowledge_audit work; add its params model here)
+import re  # noqa: E402  (kept inside this section so sections stay independent)
+
+from pydantic import field_validator  # noqa: E402
+
+
+class KnowledgeAuditParams(NotebookParams):
+    notebook: ClassVar[str] = "07_knowledge_audit"
+
+    kb_root: Path = Field(description="folder of Markdown files to audit; read only, nothing in it is changed")
+    generate_demo: bool = Field(description="first write the generated demo knowledge base (a git repo) at kb_root")
+    always_loaded: list[str] = Field(description="globs relative to kb_root of files loaded before every task")
+    token_budget: int = Field(gt=0, description="estimated tokens you accept spending on always-loaded files")
+    placeholder_patterns: list[str] = Field(min_length=1, description="regexes of placeholder lines ([FILL IN], TODO)")
+    blank_share: float = Field(gt=0, le=1, description="flag a file/section when this share of lines are placeholders")
+    duplicate_threshold: float = Field(gt=0, le=1, description="estimated Jaccard of word 5-grams that means near-copy")
+    stale_days: int = Field(ge=1, description="stale: a file changed this many days later has the same heading")
+    superseded_terms: dict[str, str] = Field(description="old term -> what replaced it; every mention is listed")
+    growth_sections: list[str] = Field(description="heading names whose line count is tracked over git history")
+
+    @field_validator("placeholder_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"{pattern!r} is not a valid regular expression: {err}") from None
+        return patterns
 
 
 # --------------------------------------------------------------------------- registry

@@ -1,0 +1,114 @@
+"""`audit_knowledge`: run every detector over a Markdown knowledge base and write the tables, charts and report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..display import save_figure
+from ..errors import ParamsError
+from ..files import write_sidecar, write_text
+from ..paths import resolve
+from .demo_kb import write_demo_kb
+from .disposition import disposition_table, report_markdown
+from .duplication import duplicates_table, find_duplicates
+from .growth import growth_figure, growth_table
+from .inventory import budget_figure, budget_table, inventory_table, load_kb
+from .staleness import stale_table, superseded_table
+from .templates import template_table
+
+if TYPE_CHECKING:
+    from ..params import KnowledgeAuditParams
+
+
+@dataclass
+class KnowledgeAudit:
+    """Every table and figure of one audit, plus where they were written."""
+
+    root: Path
+    out_dir: Path
+    inventory: pd.DataFrame
+    budget: pd.DataFrame
+    templates: pd.DataFrame
+    duplicates: pd.DataFrame
+    stale: pd.DataFrame
+    superseded: pd.DataFrame
+    growth: pd.DataFrame
+    disposition: pd.DataFrame
+    summary: dict[str, object]
+    figures: dict[str, object] = field(repr=False)
+
+    @property
+    def report_path(self) -> Path:
+        return self.out_dir / "report.md"
+
+
+def _check_output_outside(root: Path, out_dir: Path) -> None:
+    if out_dir.resolve().is_relative_to(root.resolve()):
+        raise ParamsError(f"workspace output {out_dir} lies inside kb_root {root}",
+                          fix="choose a workspace outside the audited folder: the audit never writes into it")
+
+
+def _summary(root: Path, budget: int, inv: pd.DataFrame, parts: dict[str, pd.DataFrame]) -> dict[str, object]:
+    spent = int(inv.loc[inv["loading"] == "always", "tokens"].sum())
+    actions = parts["disposition"]["action"].str.replace(r" into .*", " into", regex=True).value_counts()
+    return {
+        "audited": f"{len(inv)} Markdown files under {root} on {datetime.now(timezone.utc):%Y-%m-%d}",
+        "always-loaded tokens": f"{spent} of a {budget} budget ({100 * spent / budget:.0f}%)",
+        "blank templates (files / sections)": f"{(parts['templates']['scope'] == 'whole file').sum()} / "
+                                              f"{(parts['templates']['scope'] != 'whole file').sum()}",
+        "duplicate groups": len(parts["duplicates"]),
+        "stale sections": len(parts["stale"]),
+        "superseded-term mentions": len(parts["superseded"]),
+        "suggested actions": ", ".join(f"{a}: {n}" for a, n in sorted(actions.items())),
+    }
+
+
+def _write(audit: KnowledgeAudit, params: KnowledgeAuditParams) -> None:
+    tables = ["inventory", "budget", "templates", "duplicates", "stale", "superseded", "growth", "disposition"]
+    written = []
+    for name in tables:
+        written.append(write_text(audit.out_dir / f"{name}.csv", getattr(audit, name).to_csv(index=False)))
+    for name, fig in audit.figures.items():
+        written.append(save_figure(fig, audit.out_dir / f"{name}.png"))
+    report = write_text(audit.report_path, report_markdown(str(audit.root), audit.summary, audit.disposition))
+    write_sidecar(report, params, artifacts=[p.name for p in written])
+
+
+def audit_knowledge(params: KnowledgeAuditParams) -> KnowledgeAudit:
+    """Audit `params.kb_root` read-only (writing the demo KB there first if asked); results go to <workspace>/knowledge_audit/."""
+    root = resolve(params.kb_root)
+    out_dir = resolve(params.workspace) / "knowledge_audit"
+    _check_output_outside(root, out_dir)  # before anything is created
+    if params.generate_demo:
+        write_demo_kb(root)
+    steps = tqdm(total=6, desc="knowledge audit")
+    files = load_kb(root, params.always_loaded)
+    inv = inventory_table(files)
+    steps.update()
+    parts = {"templates": template_table(files, params.placeholder_patterns, params.blank_share)}
+    steps.update()
+    groups = find_duplicates(files, params.duplicate_threshold)
+    parts["duplicates"] = duplicates_table(groups)
+    steps.update()
+    parts["stale"] = stale_table(files, params.stale_days)
+    parts["superseded"] = superseded_table(files, params.superseded_terms)
+    steps.update()
+    growth = growth_table(root, params.growth_sections)
+    steps.update()
+    parts["disposition"] = disposition_table(files, parts["templates"], groups, parts["stale"], parts["superseded"],
+                                             params.token_budget)
+    steps.update()
+    steps.close()
+    audit = KnowledgeAudit(
+        root, out_dir, inv, budget_table(inv, params.token_budget), growth=growth,
+        summary=_summary(root, params.token_budget, inv, parts),
+        figures={"budget": budget_figure(inv, params.token_budget), "growth": growth_figure(growth)}, **parts,
+    )
+    _write(audit, params)
+    return audit
