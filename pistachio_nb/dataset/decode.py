@@ -10,7 +10,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
 
 ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP"}
 ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
@@ -89,7 +89,6 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
     return im if im.mode == "RGB" else im.convert("RGB")
 
 
-def parse_colour(hex_colour: str) -> tuple[int, int, int]:
-    """'#rrggbb' -> (r, g, b)."""
-    h = hex_colour.lstrip("#")
-    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+def parse_colour(colour: str) -> tuple[int, int, int]:
+    """A colour name or '#rrggbb' -> (r, g, b)."""
+    return ImageColor.getrgb(colour)[:3]

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..demo_data import make_demo_images
 from ..errors import InputDataError, ParamsError
-from ..files import atomic_path, read_json, write_json, write_jsonl, write_sidecar
+from ..files import read_json, write_csv, write_json, write_jsonl, write_sidecar
 from ..params import DatasetParams
 from ..paths import resolve
 from .buckets import fit_bucket, sdxl_buckets
@@ -61,8 +61,7 @@ def prepare_dataset(p: DatasetParams) -> DatasetResult:
     write_jsonl(root / METADATA, entries)
     write_sidecar(root / METADATA, p)
     manifest = manifest_frame(rows)
-    with atomic_path(root / MANIFEST) as tmp:
-        manifest.to_csv(tmp, index=False)
+    write_csv(root / MANIFEST, manifest)
     write_sidecar(root / MANIFEST, p)
     counts = {"files": len(rels), "probed": probed, "reused": len(rels) - probed, **counts}
     return DatasetResult(root, source, manifest, entries, counts, round(time.perf_counter() - t0, 2))

@@ -1,0 +1,114 @@
+"""What the 01_dataset notebook shows: summary tables, duplicate-cluster grids, quality plots, the split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from PIL import Image
+
+from ..display import image_grid
+from .buckets import sdxl_buckets
+from .decode import Limits, decode_rgb, open_checked
+from .pipeline import DatasetResult
+
+THUMB = 192
+
+
+def thumbnail(path: Path, side: int = THUMB) -> Image.Image:
+    """A small upright RGB copy for display (reduced-scale decode, so big photos stay cheap)."""
+    im, (w, h) = open_checked(Path(path).read_bytes(), Limits(1, 2**62))
+    scale = side / max(w, h)
+    out = decode_rgb(im, (max(1, round(w * scale)), max(1, round(h * scale))), (255, 255, 255))
+    out.thumbnail((side, side))
+    return out
+
+
+def run_counts(result: DatasetResult) -> pd.DataFrame:
+    """What this run did: files seen, probed vs reused from the last run, images written/moved/kept/removed."""
+    return pd.DataFrame([result.counts | {"seconds": result.seconds}])
+
+
+def status_summary(result: DatasetResult) -> pd.DataFrame:
+    """Files per status (ok, duplicate, rejected, skipped)."""
+    m = result.manifest
+    return m.groupby("status").agg(files=("path", "size"), bytes=("size", "sum")).reset_index()
+
+
+def problems(result: DatasetResult) -> pd.DataFrame:
+    """Every rejected or skipped file with the reason, so the user can fix or ignore it."""
+    m = result.manifest
+    return m.loc[m["status"].isin(["rejected", "skipped"]), ["path", "status", "reason"]].reset_index(drop=True)
+
+
+def duplicate_table(result: DatasetResult) -> pd.DataFrame:
+    """Members of every cluster with more than one image: which was kept and how far each copy is."""
+    m = result.manifest
+    cols = ["cluster", "path", "status", "width", "height", "blur", "split", "reason"]
+    dup = m.loc[m["cluster_size"] > 1, cols]
+    return dup.sort_values(["cluster", "status"], ascending=[True, False]).reset_index(drop=True)
+
+
+def cluster_grid(result: DatasetResult, max_clusters: int = 6):
+    """One row per duplicate cluster: the kept image first, then its duplicates."""
+    dup = duplicate_table(result)
+    clusters = list(dup["cluster"].unique())[:max_clusters]
+    rows, labels = [], []
+    for c in clusters:
+        members = dup[dup["cluster"] == c]
+        rows.append([thumbnail(result.source / p) for p in members["path"]])
+        labels.append(f"cluster {c}")
+    if not rows:
+        return image_grid([[None]], title="no near-duplicates found")
+    width = max(len(r) for r in rows)
+    return image_grid(rows, labels, ["kept"] + ["duplicate"] * (width - 1), title="near-duplicate clusters")
+
+
+def quality_table(result: DatasetResult) -> pd.DataFrame:
+    """Kept images, blurriest first, with resolution, aspect, bucket and flags."""
+    m = result.manifest
+    cols = ["path", "width", "height", "aspect", "blur", "bucket", "flags", "split"]
+    return m.loc[m["kept"].astype(bool), cols].sort_values("blur").reset_index(drop=True)
+
+
+def quality_plots(result: DatasetResult, blur_threshold: float, base_resolution: int):
+    """Histograms of blur score (threshold marked) and aspect ratio (bucket aspects marked)."""
+    kept = result.manifest[result.manifest["kept"].astype(bool)]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.2))
+    a.hist(kept["blur"], bins=20, color="tab:blue")
+    a.axvline(blur_threshold, color="tab:red", linestyle="--", label=f"blur_threshold {blur_threshold:g}")
+    a.set(title="blur score (Laplacian variance)", xlabel="higher is sharper", ylabel="images")
+    a.legend()
+    b.hist(kept["aspect"], bins=20, color="tab:green")
+    for w, h in sdxl_buckets(base_resolution):
+        b.axvline(w / h, color="grey", linewidth=0.8)
+    b.set(title="aspect ratio (grey: buckets)", xlabel="width / height", xscale="log")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def split_table(result: DatasetResult) -> pd.DataFrame:
+    """Images per bucket in train and validation."""
+    meta = pd.DataFrame(result.metadata)
+    if meta.empty:
+        return meta
+    meta["bucket"] = meta["width"].astype(str) + "x" + meta["height"].astype(str)
+    return pd.crosstab(meta["bucket"], meta["split"], margins=True, margins_name="total")
+
+
+def dataset_grid(result: DatasetResult, per_split: int = 6):
+    """A few written images per split, exactly as training will see them (bucket size, cropped)."""
+    rows, labels = [], []
+    for split in ("train", "validation"):
+        names = [e["file_name"] for e in result.metadata if e["split"] == split][:per_split]
+        if names:
+            rows.append([result.root / n for n in names])
+            labels.append(split)
+    return image_grid(rows or [[None]], labels, title="written dataset (bucket-sized)")
+
+
+def metadata_table(result: DatasetResult, n: int = 8) -> pd.DataFrame:
+    """The first `n` rows of metadata.jsonl, file_name first."""
+    return pd.DataFrame(result.metadata).head(n)
