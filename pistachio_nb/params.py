@@ -90,7 +90,7 @@ class DatasetParams(NotebookParams):
     dedup_threshold: int = Field(ge=0, le=32, description="max Hamming distance (bits of 64) for near-duplicates")
     min_side: int = Field(ge=8, description="refuse images whose shorter side is below this (pixels)")
     max_pixels: int = Field(ge=64 * 64, description="refuse images above this many pixels (decompression bombs)")
-    alpha_background: str = Field(pattern=r"^#[0-9a-fA-F]{6}$", description="colour transparent pixels become")
+    alpha_background: str = Field(description="colour transparent pixels become: a name (white) or #rrggbb")
     blur_threshold: float = Field(ge=0, description="flag images whose Laplacian variance is below this")
     validation_ratio: float = Field(ge=0, le=0.5, description="share of clusters held out for validation")
     split_seed: int = Field(ge=0, description="seed of the deterministic split")
@@ -99,6 +99,12 @@ class DatasetParams(NotebookParams):
 
     @model_validator(mode="after")
     def _sizes_consistent(self) -> Self:
+        from PIL import ImageColor
+
+        try:
+            ImageColor.getrgb(self.alpha_background)
+        except ValueError:
+            raise ValueError(f"alpha_background {self.alpha_background!r} is not a colour (try white or #ffffff)") from None
         if self.min_side * self.min_side > self.max_pixels:
             raise ValueError(f"min_side {self.min_side} squared exceeds max_pixels {self.max_pixels}")
         return self
