@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from ..errors import InputDataError
@@ -19,6 +20,10 @@ AUTHOR = ("Pistachio Demo", "demo@pistachio.invalid")
 def fingerprint() -> str:
     """Identifies the demo text, so an older generated demo is rebuilt and a current one reused."""
     return hashlib.sha256(repr(COMMITS).encode()).hexdigest()[:16]
+
+
+def _is_current(root: Path) -> bool:
+    return (root / MARKER).is_file() and (root / MARKER).read_text().strip() == fingerprint()
 
 
 def _git(folder: Path, *args: str, date: str = "2025-01-01T00:00:00+00:00") -> None:
@@ -36,23 +41,27 @@ def write_demo_kb(root: Path) -> Path:
     Refuses to touch a non-empty folder that is not a generated demo: it could be the user's own notes.
     """
     root = Path(root)
-    if (root / MARKER).is_file() and (root / MARKER).read_text().strip() == fingerprint():
+    if _is_current(root):
         return root
     if root.exists() and any(root.iterdir()) and not (root / MARKER).is_file():
         raise InputDataError(f"kb_root {root} is not empty and is not a generated demo knowledge base",
                              fix="set generate_demo to false to audit your own folder, or choose a new kb_root")
-    build = root.with_name(f".{root.name}.building")
-    if build.exists():
-        shutil.rmtree(build)  # a half-built demo from an interrupted run (only ever created here)
-    build.mkdir(parents=True)
-    _git(build, "init", "-q", "-b", "main")
-    for date, message, files in COMMITS:
-        for rel, text in files.items():
-            write_text(build / rel, text)
-        _git(build, "add", "-A")
-        _git(build, "commit", "-q", "-m", message, date=date)
-    write_text(build / MARKER, fingerprint() + "\n")
-    if root.exists():
-        shutil.rmtree(root)  # empty, or an older generated demo (the marker says so)
-    build.rename(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))  # unique: parallel runs do not clash
+    try:
+        _git(build, "init", "-q", "-b", "main")
+        for date, message, files in COMMITS:
+            for rel, text in files.items():
+                write_text(build / rel, text)
+            _git(build, "add", "-A")
+            _git(build, "commit", "-q", "-m", message, date=date)
+        write_text(build / MARKER, fingerprint() + "\n")
+        if _is_current(root):  # built meanwhile by a parallel run
+            return root
+        if root.exists():
+            shutil.rmtree(root)  # empty, or an older generated demo (the marker says so)
+        build.rename(root)
+    finally:
+        if build.exists():
+            shutil.rmtree(build)
     return root

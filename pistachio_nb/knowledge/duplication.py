@@ -20,7 +20,6 @@ from .markdown import words
 SHINGLE_WORDS = 5  # word 5-grams: long enough that shared boilerplate phrases do not make paragraphs "similar"
 MIN_WORDS = 12  # shorter paragraphs (a heading-like line, a one-line bullet) are too short to call copies
 NUM_PERM = 128
-MERSENNE = np.uint64((1 << 61) - 1)
 
 
 @dataclass(frozen=True)
@@ -54,14 +53,15 @@ def shingle_hashes(text: str, k: int = SHINGLE_WORDS) -> np.ndarray:
 
 
 def minhash_params(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """NUM_PERM random hash functions h(x) = (a*x + b) mod (2^61 - 1); a, b < 2^31 so nothing overflows."""
+    """NUM_PERM random multiply-shift hash functions h(x) = ((a*x + b) mod 2^64) >> 32, a odd (Dietzfelbinger)."""
     rng = np.random.default_rng(seed)
-    return (rng.integers(1, 1 << 31, NUM_PERM, dtype=np.uint64), rng.integers(0, 1 << 31, NUM_PERM, dtype=np.uint64))
+    a = rng.integers(0, np.iinfo(np.uint64).max, NUM_PERM, dtype=np.uint64, endpoint=True) | np.uint64(1)
+    return a, rng.integers(0, np.iinfo(np.uint64).max, NUM_PERM, dtype=np.uint64, endpoint=True)
 
 
 def signature(hashes: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The MinHash signature: per hash function, the minimum over the set."""
-    return ((a[:, None] * hashes[None, :] + b[:, None]) % MERSENNE).min(axis=1)
+    """The MinHash signature: per hash function, the minimum over the set (uint64 products wrap mod 2^64)."""
+    return ((a[:, None] * hashes[None, :] + b[:, None]) >> np.uint64(32)).min(axis=1)
 
 
 def lsh_rows(threshold: float) -> int:

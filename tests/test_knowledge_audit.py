@@ -1,0 +1,141 @@
+"""audit_knowledge on the generated demo knowledge base: every planted problem found, the clean file kept,
+the audited folder untouched, the git history reproducible and bad inputs refused."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+
+import pytest
+
+from pistachio_nb.errors import InputDataError, ParamsError
+from pistachio_nb.knowledge import audit_knowledge
+from pistachio_nb.knowledge.demo_kb import write_demo_kb
+from pistachio_nb.knowledge.demo_text import COMMITS, MISTAKES
+from pistachio_nb.knowledge.inventory import load_kb
+from pistachio_nb.params import KnowledgeAuditParams
+
+CLEAN = "kb/captioning.md"
+
+
+def params(tmp, kb_root, **overrides) -> KnowledgeAuditParams:
+    values = dict(
+        workspace=tmp / "ws", kb_root=kb_root, generate_demo=True,
+        always_loaded=["CLAUDE.md", "LEARNINGS.md", "PROGRESS.md", "kb/pod_checklist.md"], token_budget=1000,
+        placeholder_patterns=[r"\[FILL IN[^\]]*\]", r"\bTODO\b", r"\bTBD\b"], blank_share=0.5,
+        duplicate_threshold=0.5, stale_days=60, superseded_terms={"pod-7f3a9c": "pod-b21e04"},
+        growth_sections=["Learned mistakes"],
+    )
+    return KnowledgeAuditParams(**{**values, **overrides})
+
+
+def snapshot(folder) -> dict[str, tuple[str, int]]:
+    """sha256 and mtime (ns) of every file below `folder`, .git included."""
+    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("knowledge")
+    p = params(tmp, tmp / "kb")
+    write_demo_kb(p.kb_root)
+    (p.kb_root / "CLAUDE.md").touch()  # stat-dirty but unchanged: a plain `git status` would rewrite .git/index
+    before = snapshot(p.kb_root)
+    audit = audit_knowledge(p)  # generate_demo=True on a current demo: reused, not rewritten
+    return p, audit, before
+
+
+def test_audit_changes_nothing_in_the_audited_folder(demo):
+    p, _, before = demo
+    assert snapshot(p.kb_root) == before
+    audit_knowledge(p.model_copy(update={"generate_demo": False}))
+    assert snapshot(p.kb_root) == before
+
+
+def test_budget_counts_only_always_loaded_files(demo):
+    p, audit, _ = demo
+    assert set(audit.budget["file"]) == set(p.always_loaded)
+    always = audit.inventory[audit.inventory["loading"] == "always"]["tokens"].sum()
+    assert audit.budget["cumulative_tokens"].iloc[-1] == always > p.token_budget
+    assert not audit.budget["within_budget"].iloc[-1]
+
+
+def test_last_change_comes_from_git_author_dates(demo):
+    _, audit, _ = demo
+    inv = audit.inventory.set_index("file")
+    assert set(inv["change_source"]) == {"git"}
+    assert inv.loc[CLEAN, "last_change"] == COMMITS[-1][0][:10]
+    assert inv.loc["kb/pod_checklist.md", "last_change"] == COMMITS[0][0][:10]
+
+
+def test_uncommitted_edit_falls_back_to_mtime(tmp_path):
+    root = write_demo_kb(tmp_path / "kb")
+    with (root / "PROGRESS.md").open("a") as fh:
+        fh.write("\n## Week 21\n\nAn edit not yet committed.\n")
+    files = {f.rel: f for f in load_kb(root, [])}
+    assert files["PROGRESS.md"].change_source == "mtime" and files[CLEAN].change_source == "git"
+    assert files["PROGRESS.md"].last_change > files[CLEAN].last_change
+
+
+def test_every_planted_problem_is_found_and_the_clean_file_is_not(demo):
+    _, audit, _ = demo
+    assert set(audit.templates["file"]) == {"kb/pod_checklist.md", "docs/operations_manual.md"}
+    kinds = set(audit.duplicates["kind"])
+    assert kinds == {"same name, different case", "near-duplicate text"}
+    spans = " ".join(audit.duplicates["spans"])
+    assert "CLAUDE.md:" in spans and "LEARNINGS.md:" in spans and "PROGRESS.md:" in spans
+    assert {"docs/pod_notes_2024.md", "kb/ComfyUI.md", "docs/operations_manual.md"} <= set(audit.stale["file"])
+    assert set(audit.superseded["file"]) == {"CLAUDE.md", "docs/pod_notes_2024.md"}
+    for table in (audit.templates, audit.stale, audit.superseded):
+        assert CLEAN not in set(table["file"])
+    assert CLEAN not in spans
+
+
+def test_rule_growth_follows_the_history(demo):
+    _, audit, _ = demo
+    counts = list(audit.growth["lines"])
+    assert len(counts) == len(COMMITS) and counts == sorted(counts) and counts[-1] == len(MISTAKES)
+    assert set(audit.growth["file"]) == {"CLAUDE.md"}
+
+
+def test_disposition_suggests_actions_and_exports_markdown(demo):
+    _, audit, _ = demo
+    action = audit.disposition.set_index("file")["action"]
+    assert action["kb/pod_checklist.md"] == "skip until filled"
+    assert action["kb/ComfyUI.md"] == "merge into kb/comfyui.md"
+    assert action["docs/pod_notes_2024.md"] == "archive"
+    assert action["docs/operations_manual.md"] == "trim"
+    assert action[CLEAN] == "keep"
+    report = audit.report_path.read_text()
+    assert all(f"| {rel} |" in report for rel in audit.disposition["file"])
+    written = {p.name for p in audit.out_dir.iterdir()}
+    assert {"budget.png", "growth.png", "disposition.csv", "duplicates.csv", "report.md.params.json"} <= written
+
+
+def test_demo_history_is_reproducible(tmp_path, demo):
+    p, _, _ = demo
+    again = write_demo_kb(tmp_path / "again")
+
+    def head(folder):
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, check=True).stdout
+
+    assert head(again) == head(p.kb_root)
+
+
+def test_demo_refuses_a_folder_that_is_not_a_demo(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.md").write_text("# Mine\n")
+    with pytest.raises(InputDataError, match="not a generated demo"):
+        write_demo_kb(tmp_path / "notes")
+    assert (tmp_path / "notes" / "mine.md").read_text() == "# Mine\n"
+
+
+def test_output_inside_the_audited_folder_is_refused(tmp_path):
+    with pytest.raises(ParamsError, match="inside kb_root"):
+        audit_knowledge(params(tmp_path, tmp_path, workspace=tmp_path / "ws"))
+
+
+def test_bad_placeholder_regex_names_the_field(tmp_path):
+    with pytest.raises(ParamsError, match="placeholder_patterns"):
+        KnowledgeAuditParams.validate_values(params(tmp_path, tmp_path).model_dump() | {"placeholder_patterns": ["[x"]})
