@@ -143,7 +143,7 @@ class KnowledgeAuditParams(NotebookParams):
     kb_root: Path = Field(description="folder of Markdown files to audit; read only, nothing in it is changed")
     generate_demo: bool = Field(description="first write the generated demo knowledge base (a git repo) at kb_root")
     always_loaded: list[str] = Field(description="globs relative to kb_root of files loaded before every task")
-    token_budget: int = Field(gt=0, description="estimated tokens you accept spending on always-loaded files")
+    context_budget: int = Field(gt=0, description="estimated tokens you accept spending on always-loaded files")
     placeholder_patterns: list[str] = Field(min_length=1, description="regexes of placeholder lines ([FILL IN], TODO)")
     blank_share: float = Field(gt=0, le=1, description="flag a file/section when this share of lines are placeholders")
     duplicate_threshold: float = Field(gt=0, le=1, description="estimated Jaccard of word 5-grams that means near-copy")

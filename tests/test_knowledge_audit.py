@@ -21,7 +21,7 @@ CLEAN = "kb/captioning.md"
 def params(tmp, kb_root, **overrides) -> KnowledgeAuditParams:
     values = dict(
         workspace=tmp / "ws", kb_root=kb_root, generate_demo=True,
-        always_loaded=["CLAUDE.md", "LEARNINGS.md", "PROGRESS.md", "kb/pod_checklist.md"], token_budget=1000,
+        always_loaded=["CLAUDE.md", "LEARNINGS.md", "PROGRESS.md", "kb/pod_checklist.md"], context_budget=1000,
         placeholder_patterns=[r"\[FILL IN[^\]]*\]", r"\bTODO\b", r"\bTBD\b"], blank_share=0.5,
         duplicate_threshold=0.5, stale_days=60, superseded_terms={"pod-7f3a9c": "pod-b21e04"},
         growth_sections=["Learned mistakes"],
@@ -57,7 +57,7 @@ def test_budget_counts_only_always_loaded_files(demo):
     p, audit, _ = demo
     assert set(audit.budget["file"]) == set(p.always_loaded)
     always = audit.inventory[audit.inventory["loading"] == "always"]["tokens"].sum()
-    assert audit.budget["cumulative_tokens"].iloc[-1] == always > p.token_budget
+    assert audit.budget["cumulative_tokens"].iloc[-1] == always > p.context_budget
     assert not audit.budget["within_budget"].iloc[-1]
 
 

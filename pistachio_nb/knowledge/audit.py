@@ -102,13 +102,13 @@ def audit_knowledge(params: KnowledgeAuditParams) -> KnowledgeAudit:
     growth = growth_table(root, params.growth_sections)
     steps.update()
     parts["disposition"] = disposition_table(files, parts["templates"], groups, parts["stale"], parts["superseded"],
-                                             params.token_budget)
+                                             params.context_budget)
     steps.update()
     steps.close()
     audit = KnowledgeAudit(
-        root, out_dir, inv, budget_table(inv, params.token_budget), growth=growth,
-        summary=_summary(root, params.token_budget, inv, parts),
-        figures={"budget": budget_figure(inv, params.token_budget), "growth": growth_figure(growth)}, **parts,
+        root, out_dir, inv, budget_table(inv, params.context_budget), growth=growth,
+        summary=_summary(root, params.context_budget, inv, parts),
+        figures={"budget": budget_figure(inv, params.context_budget), "growth": growth_figure(growth)}, **parts,
     )
     _write(audit, params)
     return audit

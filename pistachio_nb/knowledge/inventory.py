@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from fnmatch import fnmatch
@@ -46,12 +47,12 @@ class KbFile:
 
 
 def find_markdown(root: Path) -> list[str]:
-    """Markdown files below `root` (relative, sorted), skipping hidden folders such as .git."""
+    """Markdown files below `root` (relative, sorted); hidden folders such as .git or .venv are not entered."""
     found = []
-    for path in root.rglob("*"):
-        rel = path.relative_to(root)
-        if path.suffix.lower() in MARKDOWN_SUFFIXES and path.is_file() and not any(p.startswith(".") for p in rel.parts):
-            found.append(rel.as_posix())
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        rel = Path(folder).relative_to(root)
+        found += [(rel / n).as_posix() for n in names if n.lower().endswith(MARKDOWN_SUFFIXES) and not n.startswith(".")]
     return sorted(found)
 
 
