@@ -120,6 +120,48 @@ class DatasetParams(NotebookParams):
 
 # --------------------------------------------------------------------------- 04_checkpoints
 # (section owned by the 04_checkpoints work; add its params model here)
+from pydantic import model_validator  # noqa: E402,F811  (each section keeps its own imports)
+
+
+class CheckpointsParams(NotebookParams):
+    notebook: ClassVar[str] = "04_checkpoints"
+
+    trigger: str = Field(min_length=2, pattern=r"^\S+$", description="rare token that names the character in prompts")
+    class_word: str = Field(min_length=1, description="what the character is; `{character}` = trigger + class_word")
+    base_model: str = Field(min_length=1, description="SDXL base the LoRAs were trained on: hub id, folder or tiny:sdxl")
+    checkpoints_glob: str = Field(min_length=1, description="glob under the workspace of the kohya LoRA files to compare")
+    include_base: bool = Field(description="also generate with the base model alone (step 0, a reference row)")
+    holdout_prompts: int = Field(ge=0, le=100, description="validation captions used as prompts (the first N)")
+    context_prompts: list[str] = Field(description="new-context prompts testing generalisation; {character} is filled in")
+    seeds: list[int] = Field(min_length=2, description="seeds per prompt (two or more: diversity compares seeds)")
+    lora_scales: list[float] = Field(min_length=1, description="LoRA strengths to try, each in (0, 2]")
+    width: int = Field(ge=64, le=2048, multiple_of=8, description="image width in pixels")
+    height: int = Field(ge=64, le=2048, multiple_of=8, description="image height in pixels")
+    steps: int = Field(ge=1, le=200, description="denoising steps per image")
+    guidance_scale: float = Field(ge=0, le=30, description="classifier-free guidance scale")
+    negative_prompt: str = Field(description="negative prompt for every image (\"\" = none)")
+    face_embedder: str = Field(pattern=r"^(sface|arcface(:[\w.-]+)?)$", description="sface (OpenCV, offline) or arcface:<insightface pack>")
+    clip_model: str = Field(min_length=1, description="CLIP for CLIP-T / CLIP-I: hub id, folder or tiny:clip")
+    dino_model: str = Field(min_length=1, description="DINOv2 for DINO similarity, memorization, diversity")
+    copy_phash_distance: int = Field(ge=0, le=64, description="pHash bits (of 64) at or below which an output copies a training image")
+    copy_similarity: float = Field(gt=0, le=1, description="DINO cosine at or above which an output copies a training image")
+    identity_tolerance: float = Field(ge=0, le=1, description="identity (cosine) below the best that still counts as good")
+    fidelity_drop: float = Field(ge=0, le=1, description="relative CLIP-T drop from the best that signals overfitting")
+    diversity_drop: float = Field(ge=0, le=1, description="relative seed-diversity drop from the best that signals overfitting")
+    memorization_rise: float = Field(ge=0, le=1, description="copy-rate rise over the lowest checkpoint that signals overfitting")
+    validation_loss_csv: str = Field(description="training's validation-loss CSV under the workspace (\"\" = none)")
+
+    @model_validator(mode="after")
+    def _grid_values(self) -> Self:
+        bad = [s for s in self.lora_scales if not 0 < s <= 2]
+        if bad:
+            raise ValueError(f"lora_scales {bad} out of range (0, 2]")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds {self.seeds} repeat a value")
+        if self.holdout_prompts == 0 and not self.context_prompts:
+            raise ValueError("no prompts: holdout_prompts is 0 and context_prompts is empty")
+        return self
+
 
 
 # --------------------------------------------------------------------------- 05_inpainting

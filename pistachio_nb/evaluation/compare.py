@@ -1,0 +1,186 @@
+"""`compare_checkpoints`: plan the grid, generate it, score every image, summarise per checkpoint, recommend.
+
+Each step is also a public function so the notebook can show its result before the next one runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ..errors import InputDataError
+from ..files import write_csv, write_json, write_sidecar
+from ..models import load_clip, load_dinov2, pick_device
+from ..params import CheckpointsParams
+from . import embeddings as emb
+from .diversity import seed_diversity
+from .faces import embed_faces, identity_table, load_face_embedder, reference_identity
+from .generate_grid import SamplerSettings, generate_grid, plan_grid
+from .inputs import BASE, Checkpoint, build_prompts, find_checkpoints, read_dataset
+from .memorization import flag_copies, nearest_training, phashes
+from .recommend import Recommendation, Rule, recommend
+
+METRICS = ["face_rate", "identity", "clip_t", "clip_i", "dino", "copy_rate", "train_similarity", "diversity"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a comparison needs, checked before any model loads."""
+
+    params: CheckpointsParams
+    out: Path
+    checkpoints: list[Checkpoint]
+    prompts: pd.DataFrame
+    dataset: pd.DataFrame
+    settings: SamplerSettings
+    grid: pd.DataFrame  # one row per image to generate
+    loss_file: Path | None
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Per-image metrics, plus how many held-out photos had a detectable face (identity needs them)."""
+
+    images: pd.DataFrame
+    reference_faces: int
+    references: int
+
+    @property
+    def face_note(self) -> str:
+        """One honest sentence on whether identity could be measured from faces."""
+        found, total = int(self.images["face_found"].sum()), len(self.images)
+        note = f"Faces found in {self.reference_faces} of {self.references} held-out photos and {found} of {total} generated images."
+        if not self.reference_faces or not found:
+            note += " Face identity cannot be measured here; the recommendation uses DINO similarity instead."
+        return note
+
+
+@dataclass(frozen=True)
+class ComparisonResult:
+    plan: Plan
+    scores: Scores
+    summary: pd.DataFrame
+    recommendation: Recommendation
+
+
+def plan_comparison(p: CheckpointsParams) -> Plan:
+    """Find checkpoints, reference and training photos and prompts; lay out the grid. No model loads here."""
+    ws, out = p.ws, p.ws.comparison
+    checkpoints = ([BASE] if p.include_base else []) + find_checkpoints(ws.root, p.checkpoints_glob)
+    dataset = read_dataset(ws.root)
+    prompts = build_prompts(dataset, p.holdout_prompts, p.context_prompts, p.trigger, p.class_word)
+    settings = SamplerSettings(p.base_model, p.width, p.height, p.steps, p.guidance_scale, p.negative_prompt)
+    grid = plan_grid(checkpoints, prompts, p.seeds, p.lora_scales, settings, out / "images")
+    return Plan(p, out, checkpoints, prompts, dataset, settings, grid, _loss_file(ws.root, p.validation_loss_csv))
+
+
+def _loss_file(root: Path, name: str) -> Path | None:
+    if not name:
+        return None
+    if not (root / name).is_file():
+        raise InputDataError(f"validation_loss_csv {root / name} does not exist", fix="run 03_training first, or set it to ''")
+    return root / name
+
+
+def generate_images(plan: Plan) -> pd.DataFrame:
+    """Generate the missing grid images and write `comparison/grid.csv` (with its params sidecar)."""
+    grid = generate_grid(plan.grid, plan.settings)
+    write_csv(plan.out / "grid.csv", grid)
+    write_sidecar(plan.out / "grid.csv", plan.params)
+    return grid
+
+
+def _open(paths) -> list[Image.Image]:
+    images = []
+    for path in paths:
+        with Image.open(path) as im:
+            images.append(im.convert("RGB"))
+    return images
+
+
+def score_images(plan: Plan, grid: pd.DataFrame) -> Scores:
+    """Per image: face identity, CLIP-T, CLIP-I, DINO, nearest training image, copy flag, seed diversity."""
+    p, device = plan.params, pick_device()
+    generated = _open(tqdm(grid["file"], desc="reading images"))
+    refs = plan.dataset[plan.dataset["split"] == "validation"]
+    train = plan.dataset[plan.dataset["split"] == "train"]
+    references, training = _open(refs["path"]), _open(train["path"])
+
+    faces = load_face_embedder(p.face_embedder, device)
+    reference_faces = embed_faces(faces, references)
+    identity = identity_table(embed_faces(faces, generated), reference_identity(reference_faces))
+
+    clip = load_clip(p.clip_model, device)
+    clip_gen = emb.clip_image_embeddings(clip, generated)
+    texts = plan.prompts.set_index("prompt_id").loc[grid["prompt_id"], "clip_text"].tolist()
+    clip_t = emb.paired_similarity(clip_gen, emb.clip_text_embeddings(clip, texts))
+    clip_i = emb.mean_similarity(clip_gen, emb.clip_image_embeddings(clip, references))
+
+    dino = load_dinov2(p.dino_model, device)
+    dino_gen, dino_train = emb.dino_embeddings(dino, generated), emb.dino_embeddings(dino, training)
+    nearest = nearest_training(phashes(generated), phashes(training), dino_gen, dino_train, train["file_name"].tolist())
+
+    table = pd.concat([grid.drop(columns=["cached"], errors="ignore").reset_index(drop=True), identity, nearest], axis=1)
+    table["clip_t"], table["clip_i"] = clip_t, clip_i
+    table["dino"] = emb.mean_similarity(dino_gen, emb.dino_embeddings(dino, references))
+    table["copy"] = flag_copies(nearest, p.copy_phash_distance, p.copy_similarity)
+    groups = ["checkpoint", "scale", "prompt_id"]
+    table = table.merge(seed_diversity(table, dino_gen, groups), on=groups, how="left")
+    write_csv(plan.out / "images.csv", table)
+    write_sidecar(plan.out / "images.csv", p)
+    return Scores(table, sum(f is not None for f in reference_faces), len(references))
+
+
+def read_validation_loss(path: Path) -> pd.DataFrame:
+    """`step, val_loss` from training's validation CSV (columns `step` and one containing `val`)."""
+    table = pd.read_csv(path)
+    column = next((c for c in table.columns if "val" in c.lower() and "loss" in c.lower()), None)
+    if "step" not in table.columns or column is None:
+        raise InputDataError(f"{path} has no `step` and validation-loss columns (found {list(table.columns)})",
+                             fix="point validation_loss_csv at the validation CSV 03_training wrote, or set it to ''")
+    return table.groupby("step", as_index=False)[column].mean().rename(columns={column: "val_loss"})
+
+
+def summarize(plan: Plan, images: pd.DataFrame) -> pd.DataFrame:
+    """One row per checkpoint and LoRA scale: mean metrics, face and copy rates, validation loss joined by step."""
+    keys = ["checkpoint", "step", "scale"]
+    agg = images.assign(face_rate=images["face_found"].astype(float), copy_rate=images["copy"].astype(float))
+    summary = agg.groupby(keys, as_index=False, sort=False)[METRICS].mean()
+    summary["images"] = agg.groupby(keys, sort=False).size().to_numpy()
+    paths = {c.name: c.path for c in plan.checkpoints}
+    summary.insert(3, "path", summary["checkpoint"].map(paths))
+    summary["val_loss"] = np.nan
+    if plan.loss_file:
+        loss = read_validation_loss(plan.loss_file)
+        summary["val_loss"] = summary["step"].map(loss.set_index("step")["val_loss"])
+    summary = summary.sort_values(["step", "scale"]).reset_index(drop=True)
+    write_csv(plan.out / "summary.csv", summary)
+    write_sidecar(plan.out / "summary.csv", plan.params)
+    return summary
+
+
+def rule_of(p: CheckpointsParams) -> Rule:
+    return Rule(p.identity_tolerance, p.fidelity_drop, p.diversity_drop, p.memorization_rise)
+
+
+def recommend_checkpoint(plan: Plan, summary: pd.DataFrame) -> Recommendation:
+    """Apply the rule and write `comparison/recommendation.json` (+ sidecar) for the later stages."""
+    rec = recommend(summary, rule_of(plan.params))
+    dest = plan.out / "recommendation.json"
+    write_json(dest, rec.as_dict())
+    write_sidecar(dest, plan.params)
+    write_csv(plan.out / "verdicts.csv", rec.signs)
+    return rec
+
+
+def compare_checkpoints(p: CheckpointsParams) -> ComparisonResult:
+    """The whole stage: grid, per-image scores, per-checkpoint summary, recommendation (all under comparison/)."""
+    plan = plan_comparison(p)
+    scores = score_images(plan, generate_images(plan))
+    summary = summarize(plan, scores.images)
+    return ComparisonResult(plan, scores, summary, recommend_checkpoint(plan, summary))

