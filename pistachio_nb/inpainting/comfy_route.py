@@ -1,0 +1,122 @@
+"""The same inpainting through ComfyUI: upload crop + mask, fill `workflows/inpaint_lora.json`, run, download, paste back.
+
+ComfyUI keeps a mask as the picture's alpha channel with transparent = repaint (its mask editor's
+convention; `LoadImage` outputs MASK = 1 - alpha). `/upload/mask` copies an uploaded image's alpha
+into an already uploaded picture, so we send our white-is-repaint mask inverted into alpha.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from PIL import Image, ImageOps
+
+from ..comfy.client import ComfyClient, ImageRef
+from ..comfy.workflow import check_workflow, fill, load_workflow
+from ..files import atomic_path, write_sidecar
+from ..params import InpaintingParams
+from .paste import Crop, crop_for_model, paste_back
+from .stage import Job
+
+WORKFLOW = "inpaint_lora"
+# field -> (node class, word its title must contain, inputs it sets); see comfy.workflow.fill
+INPAINT_FIELDS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
+    "prompt": ("CLIPTextEncode", "positive", ("text",)),
+    "negative": ("CLIPTextEncode", "negative", ("text",)),
+    "image": ("LoadImage", None, ("image",)),
+    "seed": ("KSampler", None, ("seed",)),
+    "steps": ("KSampler", None, ("steps",)),
+    "cfg": ("KSampler", None, ("cfg",)),
+    "denoise": ("KSampler", None, ("denoise",)),
+    "checkpoint": ("CheckpointLoaderSimple", None, ("ckpt_name",)),
+    "lora": ("LoraLoader", None, ("lora_name",)),
+    "lora_strength": ("LoraLoader", None, ("strength_model", "strength_clip")),
+    "filename_prefix": ("SaveImage", None, ("filename_prefix",)),
+}
+
+
+@dataclass(frozen=True)
+class ComfyResult:
+    """The pasted-back ComfyUI result, where it was saved, and a one-row summary table."""
+
+    image: Image.Image | None
+    path: Path | None
+    summary: pd.DataFrame
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def alpha_mask(mask: Image.Image) -> Image.Image:
+    """Our mask (white = repaint) as ComfyUI wants it: an RGBA image whose alpha is 0 where to repaint."""
+    rgba = Image.new("RGBA", mask.size, (0, 0, 0, 255))
+    rgba.putalpha(ImageOps.invert(mask.convert("L")))
+    return rgba
+
+
+def upload_mask(client: ComfyClient, data: bytes, name: str, original: ImageRef) -> ImageRef:
+    """POST /upload/mask: the alpha of `data` becomes the alpha of the uploaded `original` (saved as `name`).
+
+    Kept here, beside the only caller, until `ComfyClient` has an `upload_mask` verb.
+    """
+    ref = {"filename": original.filename, "subfolder": original.subfolder, "type": original.type}
+    answer = client._json("POST", "/upload/mask", files={"image": (name, data, "image/png")},  # the client's error handling
+                          data={"type": "input", "subfolder": original.subfolder, "overwrite": "true",
+                                "original_ref": json.dumps(ref)})  # fmt: skip
+    return ImageRef(answer["name"], answer.get("subfolder", ""), answer.get("type", "input"))
+
+
+def drop_lora(graph: dict[str, Any]) -> dict[str, Any]:
+    """The graph without its LoraLoader: whatever read the LoRA's MODEL/CLIP outputs reads the checkpoint's."""
+    lora_id = next(nid for nid, n in graph.items() if n["class_type"] == "LoraLoader")
+    source = {0: graph[lora_id]["inputs"]["model"], 1: graph[lora_id]["inputs"]["clip"]}
+    out = {nid: n for nid, n in graph.items() if nid != lora_id}
+    for node in out.values():
+        for name, value in node["inputs"].items():
+            if isinstance(value, list) and len(value) == 2 and value[0] == lora_id:
+                node["inputs"][name] = source[value[1]]
+    return out
+
+
+def build_graph(p: InpaintingParams, image_name: str, prefix: str) -> dict[str, Any]:
+    """The inpaint workflow filled from the params (the LoRA node removed when `comfy_lora` is empty)."""
+    graph = fill(load_workflow(WORKFLOW), INPAINT_FIELDS, prompt=p.prompt, negative=p.negative_prompt, image=image_name,
+                 seed=p.seed, steps=p.steps, cfg=p.guidance_scale, denoise=p.strength, checkpoint=p.comfy_checkpoint,
+                 lora=p.comfy_lora or None, lora_strength=p.lora_scale, filename_prefix=prefix)  # fmt: skip
+    return graph if p.comfy_lora else drop_lora(graph)
+
+
+def comfy_inpaint(p: InpaintingParams, job: Job, crop: Crop) -> ComfyResult:
+    """Inpaint the job's crop on the ComfyUI server at `p.comfy_url`; save the pasted-back PNG + sidecar."""
+    if not p.comfy_url:
+        return ComfyResult(None, None, pd.DataFrame([{"comfy_url": "", "status": "skipped (comfy_url is empty)"}]))
+    crop_image = crop_for_model(job.image, crop)
+    crop_mask = crop_for_model(job.masks.hard, crop, Image.NEAREST)
+    key = hashlib.sha256(png_bytes(crop_image) + png_bytes(crop_mask)).hexdigest()[:12]
+    with ComfyClient(p.comfy_url) as client:
+        picture = client.upload_image(png_bytes(crop_image), f"pistachio_inpaint_{key}.png", subfolder="pistachio")
+        masked = upload_mask(client, png_bytes(alpha_mask(crop_mask)), f"pistachio_inpaint_{key}_masked.png", picture)
+        name = f"{masked.subfolder}/{masked.filename}" if masked.subfolder else masked.filename
+        graph = build_graph(job.params, name, f"pistachio/inpaint_{key}")
+        check_workflow(graph, client.object_info(), where=f"workflow {WORKFLOW}")
+        run = client.run(graph, timeout=p.comfy_timeout)
+        with Image.open(io.BytesIO(client.view(run.images[0]))) as out:
+            generated = out.convert("RGB")
+    image = paste_back(job.image, generated, job.masks.soft, crop)
+    dest = p.ws.inpainting / "comfy" / f"{Path(job.params.image).stem}-seed{p.seed}-comfy-{key}.png"
+    with atomic_path(dest) as tmp:
+        image.save(tmp, format="PNG")
+    write_sidecar(dest, job.params, comfy={"url": p.comfy_url, "prompt_id": run.prompt_id, "workflow": graph,
+                                           "server_image": run.images[0].params()}, crop_box=list(crop.box))  # fmt: skip
+    summary = pd.DataFrame([{"prompt_id": run.prompt_id, "seconds": round(run.seconds, 2), "uploaded": name,
+                             "server_output": run.images[0].filename, "saved": dest.relative_to(p.ws.root).as_posix()}])  # fmt: skip
+    return ComfyResult(image, dest, summary)

@@ -1,0 +1,159 @@
+"""The 05_inpainting stage: resolve and validate inputs, inpaint, save each result with a sidecar that reproduces it.
+
+`inpaint(p)` is the one public verb; the notebook calls the steps one by one (prepare, load, inpaint,
+sweep) so the reader sees each. Every saved PNG has `<png>.params.json` holding the concrete params
+(image and LoRA paths resolved, the strength/scale actually used) plus hashes of the inputs, so
+`reproduce(sidecar)` re-runs it and gets the same pixels for the same seed on the same machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from ..errors import InputDataError
+from ..files import atomic_path, read_json, read_jsonl, write_sidecar
+from ..params import InpaintingParams
+from ..paths import resolve
+from .diffusers_inpaint import Sampling, load_inpaint_pipeline, load_lora, native_resolution, run_pipeline
+from .masks import Masks, build_masks
+from .paste import Crop, crop_for_model, paste_back, plan_crop
+
+RECOMMENDATION = "recommendation.json"
+
+
+@dataclass(frozen=True)
+class Job:
+    """Validated inputs of one inpainting: the concrete params, the picture and its masks."""
+
+    params: InpaintingParams
+    image: Image.Image
+    masks: Masks
+
+
+@dataclass(frozen=True)
+class Result:
+    """One inpainted picture, where it was saved, and the crop the model worked on."""
+
+    image: Image.Image
+    path: Path
+    crop: Crop
+
+
+def sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def resolve_image(p: InpaintingParams) -> Path:
+    """The picture to fix: `image` as a path, or "dataset" = the first image listed in the workspace dataset."""
+    if p.image != "dataset":
+        path = resolve(p.image)
+        if not path.is_file():
+            raise InputDataError(f"image {path} does not exist", fix='give an existing picture, or "dataset"')
+        return path
+    rows = sorted(read_jsonl(p.ws.root / "dataset" / "metadata.jsonl"), key=lambda r: r["file_name"])
+    if not rows:
+        raise InputDataError(
+            f'image: "dataset" but {p.ws.root / "dataset" / "metadata.jsonl"} lists no images',
+            fix="run 01_dataset first, or set image to a file path",
+        )
+    return p.ws.root / "dataset" / rows[0]["file_name"]
+
+
+def resolve_lora(p: InpaintingParams) -> Path | None:
+    """The LoRA file: a path, "none", or "recommended" = the checkpoint 04_checkpoints chose."""
+    if p.lora == "none":
+        return None
+    if p.lora != "recommended":
+        path = resolve(p.lora)
+        if not path.is_file():
+            raise InputDataError(f"lora {path} does not exist", fix='give a .safetensors file, "recommended" or "none"')
+        return path
+    rec = p.ws.root / "comparison" / RECOMMENDATION
+    if not rec.is_file():
+        raise InputDataError(f'lora: "recommended" but {rec} does not exist', fix="run 04_checkpoints first, or give a LoRA path")
+    path = Path(read_json(rec)["checkpoint"])
+    return path if path.is_absolute() else p.ws.root / path
+
+
+def load_image(path: Path) -> Image.Image:
+    """The picture as RGB, with a clear error for an unreadable file."""
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except OSError as err:
+        raise InputDataError(f"image {path}: cannot read it ({err})", fix="give a PNG or JPEG picture") from None
+
+
+def prepare(p: InpaintingParams) -> Job:
+    """Resolve paths, load the picture, build and check the masks: every input error surfaces here, before any model."""
+    image_path, lora = resolve_image(p), resolve_lora(p)
+    image = load_image(image_path)
+    masks = build_masks(image.size, p.mask_regions, resolve(p.mask_file) if p.mask_file else None,
+                        p.resize_mask, p.mask_grow, p.mask_feather)  # fmt: skip
+    concrete = p.model_copy(update={"image": str(image_path), "lora": str(lora) if lora else "none"})
+    return Job(concrete, image, masks)
+
+
+def load_pipeline(p: InpaintingParams, device: str | None = None):
+    """The inpaint pipeline for `p.model` with `p.lora` loaded (call after `prepare`, which resolves the LoRA)."""
+    pipe = load_inpaint_pipeline(p.model, device)
+    if p.lora != "none":
+        load_lora(pipe, resolve(p.lora))
+    return pipe
+
+
+def sampling(p: InpaintingParams) -> Sampling:
+    return Sampling(p.prompt, p.negative_prompt, p.strength, p.steps, p.guidance_scale, p.seed, p.lora_scale)
+
+
+def inpaint_image(pipe, job: Job) -> tuple[Image.Image, Crop]:
+    """Crop (whole image or padded mask box), inpaint at native resolution, paste back with the feathered mask."""
+    p = job.params
+    crop = plan_crop(job.masks.soft, p.only_masked, p.crop_padding, native_resolution(pipe), pipe.vae_scale_factor)
+    model_in = crop_for_model(job.image, crop)
+    model_mask = crop_for_model(job.masks.hard, crop, Image.NEAREST)
+    out = run_pipeline(pipe, model_in, model_mask, sampling(p))
+    return paste_back(job.image, out, job.masks.soft, crop), crop
+
+
+def output_name(p: InpaintingParams) -> str:
+    """`<image stem>-seed<seed>-str<strength>-lora<scale>.png`: the knobs a reader compares, in the name."""
+    return f"{Path(p.image).stem}-seed{p.seed}-str{p.strength:g}-lora{p.lora_scale:g}.png"
+
+
+def save_result(image: Image.Image, folder: Path, job: Job, crop: Crop, **extra) -> Path:
+    """Write the PNG atomically and its sidecar: concrete params, input hashes, crop, library versions."""
+    import diffusers
+    import torch
+
+    p = job.params
+    dest = folder / output_name(p)
+    with atomic_path(dest) as tmp:
+        image.save(tmp, format="PNG")
+    inputs = {"image_sha256": sha256(p.image), "lora_sha256": sha256(p.lora) if p.lora != "none" else None,
+              "mask_file_sha256": sha256(resolve(p.mask_file)) if p.mask_file else None}  # fmt: skip
+    write_sidecar(dest, p, inputs=inputs, crop_box=list(crop.box), work_size=list(crop.work_size),
+                  versions={"diffusers": diffusers.__version__, "torch": torch.__version__}, **extra)  # fmt: skip
+    return dest
+
+
+def inpaint(p: InpaintingParams, pipe=None, job: Job | None = None) -> Result:
+    """Inpaint `p.image` where the mask says, with the LoRA at `p.lora_scale`; save PNG + sidecar in the workspace."""
+    job = job or prepare(p)
+    pipe = pipe or load_pipeline(job.params)
+    image, crop = inpaint_image(pipe, job)
+    return Result(image, save_result(image, p.ws.inpainting, job, crop), crop)
+
+
+def reproduce(sidecar: str | Path, pipe=None) -> Image.Image:
+    """Re-run the inpainting a sidecar describes (same params, same seed) and return the picture, without saving."""
+    data = read_json(sidecar)
+    p = InpaintingParams.validate_values(data["params"], where=str(sidecar))
+    job = prepare(p)
+    if sha256(job.params.image) != data["inputs"]["image_sha256"]:
+        raise InputDataError(f"{job.params.image} changed since {sidecar} was written", fix="restore the original picture")
+    return inpaint_image(pipe or load_pipeline(job.params), job)[0]
