@@ -20,6 +20,13 @@ or deletes anything there) and writes `<workspace>/dataset/`, the contract later
 Reruns are incremental: unchanged source files are not decoded again, unchanged outputs not rewritten.
 """
 
-from .pipeline import DatasetResult, prepare_dataset
-
 __all__ = ["DatasetResult", "prepare_dataset"]
+
+
+def __getattr__(name: str):
+    """Import the pipeline on first use, so decode workers that import a submodule stay small (no pandas)."""
+    if name in __all__:
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -58,19 +58,23 @@ def _orientation(im: Image.Image) -> int:
         return 1
 
 
-def decode_rgb(im: Image.Image, min_size: tuple[int, int] | None, background: tuple[int, int, int]) -> Image.Image:
-    """Decode to the end (catching truncation), at reduced JPEG scale when `min_size` allows; oriented RGB.
+def decode_rgb(im: Image.Image, min_size: tuple[int, int] | None, background: tuple[int, int, int], mode: str = "RGB") -> Image.Image:
+    """Decode to the end (catching truncation), at reduced JPEG scale when `min_size` allows; upright, in `mode`.
 
-    `min_size` is (width, height) in displayed orientation; the decoded image is at least that big.
+    `min_size` is (width, height) upright; the result is at least that big. `mode="L"` lets a colour JPEG
+    decode only its luminance channel, about twice as fast, which is all hashing and blur need.
     """
+    orientation = _orientation(im)
     if min_size is not None and im.format == "JPEG":
-        swap = _orientation(im) in ROTATED_ORIENTATIONS
-        im.draft(im.mode if im.mode == "CMYK" else "RGB", (min_size[1], min_size[0]) if swap else min_size)
+        swap = orientation in ROTATED_ORIENTATIONS
+        im.draft("CMYK" if im.mode == "CMYK" else mode, (min_size[1], min_size[0]) if swap else min_size)
     try:
         im.load()
     except (OSError, ValueError, SyntaxError, EOFError) as err:
         raise RejectedImage(f"truncated or corrupt image data: {err}") from None
-    return to_rgb(ImageOps.exif_transpose(im), background)
+    if orientation != 1:
+        im = ImageOps.exif_transpose(im)
+    return im if im.mode == mode else to_rgb(im, background).convert(mode)
 
 
 def to_rgb(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import imagehash
+import numpy as np
 from PIL import Image
 
 from .decode import Limits, RejectedImage, decode_rgb, open_checked
@@ -36,6 +37,11 @@ class ProbeConfig:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
 
+def hash_hex(h: imagehash.ImageHash) -> str:
+    """The same hex as `str(h)`, without its slow per-bit string building."""
+    return np.packbits(h.hash.flatten()).tobytes().hex()
+
+
 def list_sources(root: Path) -> list[Path]:
     """Every file below `root` (recursive, sorted, hidden folders skipped), images or not."""
     return sorted(
@@ -57,11 +63,11 @@ def probe_file(job: tuple[str, ProbeConfig]) -> dict:
     try:
         im, (w, h) = open_checked(data, Limits(cfg.min_side, cfg.max_pixels))
         row.update(format=im.format, mode=im.mode, width=w, height=h)
-        small = decode_rgb(im, analysis_size(w, h), cfg.background)
+        gray = decode_rgb(im, analysis_size(w, h), cfg.background, mode="L")
     except RejectedImage as err:
         return {**row, "status": "rejected", "reason": str(err)}
-    gray = small.convert("L").resize(analysis_size(w, h), Image.Resampling.BOX)
-    row["phash"] = str(HASHERS[cfg.algorithm](gray))
+    gray = gray.resize(analysis_size(w, h), Image.Resampling.BOX)
+    row["phash"] = hash_hex(HASHERS[cfg.algorithm](gray))
     row["blur"] = round(blur_score(gray), 2)
     return row
 

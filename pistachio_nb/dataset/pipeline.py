@@ -78,6 +78,11 @@ def manifest_frame(rows: list[dict]) -> pd.DataFrame:
 def source_folder(p: DatasetParams) -> Path:
     """The resolved source folder; generated for the demo when missing and allowed; never inside the dataset."""
     source, dataset = resolve(p.source_dir), resolve(p.workspace) / "dataset"
+    if source.is_relative_to(dataset) or dataset.is_relative_to(source):
+        raise ParamsError(
+            f"source_dir {source} and the dataset folder {dataset} overlap",
+            fix="keep source_dir outside <workspace>/dataset and the workspace outside source_dir",
+        )
     if not source.exists() and p.generate_demo_source:
         make_demo_images(source)
     if not source.is_dir():
@@ -85,8 +90,6 @@ def source_folder(p: DatasetParams) -> Path:
             f"source_dir {source} is not an existing folder",
             fix="set source_dir to the folder holding the character's images (or generate_demo_source: true for the demo)",
         )
-    if source.is_relative_to(dataset) or dataset.is_relative_to(source):
-        raise ParamsError(f"source_dir {source} and the dataset folder {dataset} overlap", fix="keep the source folder outside the workspace")
     return source
 
 

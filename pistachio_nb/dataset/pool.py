@@ -8,8 +8,6 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
-from tqdm.auto import tqdm
-
 T = TypeVar("T")
 
 
@@ -24,6 +22,8 @@ def parallel_map(fn: Callable[[Any], T], items: Sequence[Any], workers: int, des
     forkserver (not fork) because the caller is often a Jupyter kernel with threads; `preload` is the
     module the workers import once in the server, so each worker starts in milliseconds.
     """
+    from tqdm.auto import tqdm  # here, not at the top: workers import this module and need no progress bars
+
     n = effective_workers(workers)
     bar = dict(total=len(items), desc=desc, unit="img", mininterval=1.0)
     if n == 1 or len(items) < 2:

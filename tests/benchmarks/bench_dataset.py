@@ -1,0 +1,172 @@
+"""01_dataset ingest+dedup speed and memory against imagehash used plainly, on generated ~1 MP JPEGs.
+
+Usage: .venv/bin/python tests/benchmarks/bench_dataset.py [--n 2000] [--small 500]
+Each measurement runs in a fresh subprocess; peak memory is sampled over the whole process tree.
+The generated folders are cached under /tmp/pistachio-bench-dataset/ between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import psutil
+
+CACHE = Path("/tmp/pistachio-bench-dataset")
+SIZE = (1224, 816)  # ~1 MP, a 3:2 photo
+
+
+_GRAIN = None
+
+
+def _grain():
+    """One texture field per process (fine grain plus mid-frequency variation, like foliage or fabric),
+    cropped at random offsets so generation stays fast; gives ~300 KB per 1 MP JPEG at quality 90."""
+    global _GRAIN
+    if _GRAIN is None:
+        import numpy as np
+        from PIL import Image
+
+        rng = np.random.default_rng(0)
+        w, h = SIZE[0] + 64, SIZE[1] + 64
+        coarse = Image.fromarray(rng.normal(0, 25, (h // 4 + 1, w // 4 + 1)).astype(np.float32), "F")
+        mid = np.asarray(coarse.resize(((w // 4 + 1) * 4, (h // 4 + 1) * 4), Image.Resampling.BICUBIC))[:h, :w]
+        _GRAIN = (rng.normal(0, 3, (h, w)).astype(np.float32) + mid)[:, :, None]
+    return _GRAIN
+
+
+def _make_one(job: tuple[Path, int]) -> None:
+    """One ~1 MP photo-like JPEG: a drawn scene plus texture; every tenth is an edited copy of the one before."""
+    import numpy as np
+    from PIL import Image, ImageEnhance
+
+    from pistachio_nb.demo_data import draw_scene
+
+    dest, i = job
+    base = i - 1 if i % 10 == 9 else i
+    rng = random.Random(base)
+    scene = draw_scene(rng, (SIZE[0] // 2, SIZE[1] // 2)).resize(SIZE, Image.Resampling.BICUBIC)
+    dx, dy = rng.randrange(64), rng.randrange(64)
+    pixels = np.asarray(scene, dtype=np.float32) + _grain()[dy:dy + SIZE[1], dx:dx + SIZE[0]]
+    im = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    if base != i:
+        im = ImageEnhance.Brightness(im.resize((1100, 733), Image.Resampling.BILINEAR)).enhance(1.05)
+    im.save(dest / f"img_{i:05d}.jpg", quality=90 if base == i else 80)
+
+
+def make_folder(n: int) -> Path:
+    """Generate (once, cached) a folder of `n` JPEGs using every core."""
+    dest, done = CACHE / f"jpegs_{n}", CACHE / f"jpegs_{n}.complete"
+    if done.exists():
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor() as pool:
+        list(pool.map(_make_one, [(dest, i) for i in range(n)], chunksize=32))
+    done.write_text("")
+    print(f"generated {n} JPEGs in {time.perf_counter() - t0:.1f} s into {dest}", file=sys.stderr)
+    return dest
+
+
+class PeakMemory:
+    """Samples the summed RSS and PSS of this process and all its descendants every 50 ms."""
+
+    def __init__(self) -> None:
+        self.rss = self.pss = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            rss = pss = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    info = proc.memory_full_info()
+                except psutil.Error:
+                    continue
+                rss, pss = rss + info.rss, pss + info.pss
+            self.rss, self.pss = max(self.rss, rss), max(self.pss, pss)
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_plain(folder: Path) -> dict:
+    """The baseline: imagehash.phash on a full decode, one process, files in order."""
+    import imagehash
+    from PIL import Image
+
+    files = sorted(folder.glob("*.jpg"))
+    with PeakMemory() as mem:
+        t0 = time.perf_counter()
+        hashes = []
+        for f in files:
+            with Image.open(f) as im:
+                hashes.append(imagehash.phash(im))
+        seconds = time.perf_counter() - t0
+    return {"files": len(files), "seconds": seconds, "rss_mb": mem.rss / 2**20, "pss_mb": mem.pss / 2**20}
+
+
+def run_ours(folder: Path) -> dict:
+    """01_dataset's ingest + dedup: list, probe (validate, full-stream reduced decode, hashes, blur), cluster."""
+    from pistachio_nb.dataset.decode import parse_colour
+    from pistachio_nb.dataset.ingest import ProbeConfig, list_sources, probe_all
+    from pistachio_nb.dataset.pipeline import mark_duplicates
+
+    with PeakMemory() as mem:
+        t0 = time.perf_counter()
+        cfg = ProbeConfig(str(folder), 512, 60_000_000, "phash", parse_colour("white"))
+        rels = [p.relative_to(folder).as_posix() for p in list_sources(folder)]
+        rows, _ = probe_all(cfg, rels, {}, workers=0)
+        mark_duplicates(rows, 10)
+        seconds = time.perf_counter() - t0
+    dups = sum(r["status"] == "duplicate" for r in rows)
+    return {"files": len(rels), "seconds": seconds, "rss_mb": mem.rss / 2**20, "pss_mb": mem.pss / 2**20, "duplicates": dups}
+
+
+def measure(mode: str, folder: Path) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", mode, str(folder)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=2000, help="JPEGs in the main folder")
+    ap.add_argument("--small", type=int, default=500, help="a smaller folder, to show memory does not grow with size")
+    ap.add_argument("--child", nargs=2, metavar=("MODE", "FOLDER"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        mode, folder = args.child
+        print(json.dumps((run_plain if mode == "plain" else run_ours)(Path(folder))))
+        return
+    big, small = make_folder(args.n), make_folder(args.small)
+    rows = {
+        f"plain imagehash, {args.n}": measure("plain", big),
+        f"01_dataset, {args.small}": measure("ours", small),
+        f"01_dataset, {args.n}": measure("ours", big),
+    }
+    print(f"{'run':24s} {'files':>6s} {'seconds':>8s} {'images/s':>9s} {'peak RSS MB':>12s} {'peak PSS MB':>12s}")
+    for name, r in rows.items():
+        print(f"{name:24s} {r['files']:6d} {r['seconds']:8.2f} {r['files'] / r['seconds']:9.1f} {r['rss_mb']:12.1f} {r['pss_mb']:12.1f}")
+    plain, ours = rows[f"plain imagehash, {args.n}"], rows[f"01_dataset, {args.n}"]
+    ratio = (ours["files"] / ours["seconds"]) / (plain["files"] / plain["seconds"])
+    print(f"speed-up vs plain imagehash: {ratio:.1f}x (target >= 5x); duplicates found: {ours['duplicates']} (expected {args.n // 10})")
+    print(f"peak PSS {ours['pss_mb']:.0f} MB (target < 200 MB; {args.small} files: {rows[f'01_dataset, {args.small}']['pss_mb']:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()

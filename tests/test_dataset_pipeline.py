@@ -1,0 +1,133 @@
+"""prepare_dataset end to end on the demo folder: the output contract, untouched originals, incremental reruns."""
+
+import json
+import random
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from pistachio_nb.dataset import prepare_dataset
+from pistachio_nb.demo_data import draw_scene
+from pistachio_nb.errors import InputDataError, ParamsError
+from pistachio_nb.files import read_jsonl, write_jsonl
+
+from .dataset_helpers import demo_master, demo_source, make_params, snapshot  # noqa: F401  (fixtures)
+
+META_KEYS = {"file_name", "split", "width", "height", "original_width", "original_height", "crop_left", "crop_top", "source", "hash", "text"}
+
+
+@pytest.fixture
+def built(demo_source, tmp_path):
+    p = make_params(tmp_path / "ws", demo_source)
+    return p, prepare_dataset(p)
+
+
+def test_output_contract(built, demo_source):
+    p, ds = built
+    root = p.ws.dataset
+    meta = read_jsonl(root / "metadata.jsonl")
+    assert meta == ds.metadata and len(meta) == 19
+    for e in meta:
+        assert set(e) == META_KEYS and e["text"] == ""
+        image = root / e["file_name"]
+        with Image.open(image) as im:
+            assert im.format == "PNG" and im.mode == "RGB" and im.size == (e["width"], e["height"])
+        assert image.with_suffix(".txt").read_text() == ""
+        prefix = "validation/" if e["split"] == "validation" else "train/10_pstchio character/"
+        assert e["file_name"].startswith(prefix)
+    m = pd.read_csv(root / "manifest.csv")
+    assert sorted(m["path"]) == sorted(snapshot(demo_source))
+    assert m["status"].value_counts().to_dict() == {"ok": 19, "duplicate": 4, "rejected": 3, "skipped": 1}
+    assert m.loc[m["path"] == "scene_blurry.jpg", "flags"].item() == "blurry"
+    assert json.loads((root / "metadata.jsonl.params.json").read_text())["params"]["trigger"] == "pstchio"
+
+
+def test_split_never_straddles_a_cluster(built):
+    _, ds = built
+    m = ds.manifest[ds.manifest["cluster"].notna()]
+    assert (m.groupby("cluster")["split"].nunique() == 1).all()
+    assert {"train", "validation"} == set(m["split"])
+    assert 3 <= (pd.DataFrame(ds.metadata)["split"] == "validation").sum() <= 5
+
+
+def test_originals_bytes_and_mtimes_unchanged(demo_source, tmp_path):
+    before = snapshot(demo_source)
+    p = make_params(tmp_path / "ws", demo_source)
+    prepare_dataset(p)
+    prepare_dataset(make_params(tmp_path / "ws", demo_source, repeats=3, base_resolution=192))
+    assert snapshot(demo_source) == before
+
+
+def test_rerun_processes_only_the_new_file(built, demo_source):
+    p, first = built
+    assert first.counts["probed"] == first.counts["files"]
+    again = prepare_dataset(p)
+    assert again.counts["probed"] == 0 and again.counts["written"] == 0
+    draw_scene(random.Random(99), (400, 300)).save(demo_source / "new_scene.jpg", quality=92)
+    third = prepare_dataset(p)
+    assert third.counts["probed"] == 1 and third.counts["reused"] == first.counts["files"]
+    assert third.counts["written"] == 1 and third.counts["unchanged"] + third.counts["moved"] == 19
+    assert any(e["source"] == "new_scene.jpg" for e in third.metadata)
+
+
+def test_captions_survive_reruns_and_folder_renames(built):
+    p, ds = built
+    root = p.ws.dataset
+    captioned = [dict(e, text=f"pstchio character, photo {i}") for i, e in enumerate(ds.metadata)]
+    write_jsonl(root / "metadata.jsonl", captioned)
+    for e in captioned:
+        (root / e["file_name"]).with_suffix(".txt").write_text(e["text"])
+    renamed = prepare_dataset(make_params(p.workspace, p.source_dir, repeats=4))
+    assert renamed.counts["written"] == 0 and renamed.counts["moved"] == sum(e["split"] == "train" for e in captioned)
+    assert not (root / "train" / "10_pstchio character").exists()
+    by_hash = {e["hash"]: e["text"] for e in captioned}
+    for e in renamed.metadata:
+        assert e["text"] == by_hash[e["hash"]] != ""
+        assert (root / e["file_name"]).with_suffix(".txt").read_text() == e["text"]
+        assert e["split"] == "validation" or e["file_name"].startswith("train/4_pstchio character/")
+
+
+def test_removed_source_removes_its_output(built, demo_source):
+    p, ds = built
+    gone = next(e for e in ds.metadata if e["source"] == "scene_01.jpg")
+    (demo_source / "scene_01.jpg").unlink()
+    again = prepare_dataset(p)
+    assert again.counts["removed"] == 1 and not (p.ws.dataset / gone["file_name"]).exists()
+    assert not (p.ws.dataset / gone["file_name"]).with_suffix(".txt").exists()
+
+
+def test_changed_probe_settings_reprobe_everything(built):
+    p, ds = built
+    again = prepare_dataset(make_params(p.workspace, p.source_dir, dedup_algorithm="dhash"))
+    assert again.counts["probed"] == ds.counts["files"]
+
+
+def test_process_pool_gives_the_same_result(demo_master, tmp_path):
+    one = prepare_dataset(make_params(tmp_path / "a", demo_master, workers=1))
+    two = prepare_dataset(make_params(tmp_path / "b", demo_master, workers=2))
+    pd.testing.assert_frame_equal(one.manifest, two.manifest)
+    assert one.metadata == two.metadata
+
+
+def test_missing_empty_and_overlapping_sources(tmp_path):
+    with pytest.raises(InputDataError, match="no_such_folder"):
+        prepare_dataset(make_params(tmp_path / "ws", tmp_path / "no_such_folder"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputDataError, match="holds no files"):
+        prepare_dataset(make_params(tmp_path / "ws", tmp_path / "empty"))
+    with pytest.raises(ParamsError, match="overlap"):
+        prepare_dataset(make_params(tmp_path, tmp_path / "dataset" / "src", generate_demo_source=True))
+    assert not (tmp_path / "dataset" / "src").exists()
+
+
+def test_demo_source_generated_when_missing(tmp_path):
+    ds = prepare_dataset(make_params(tmp_path / "ws", tmp_path / "generated", generate_demo_source=True))
+    assert (tmp_path / "generated" / "scene_00.jpg").is_file() and len(ds.metadata) == 19
+
+
+@pytest.mark.parametrize("field, value", [("trigger", "two words"), ("base_resolution", 100), ("alpha_background", "not-a-colour"),
+                                          ("dedup_algorithm", "md5"), ("validation_ratio", 0.9), ("min_side", 10_000)])
+def test_bad_params_name_the_field(tmp_path, field, value):
+    with pytest.raises(ParamsError, match=field):
+        make_params(tmp_path, tmp_path, **{field: value})
