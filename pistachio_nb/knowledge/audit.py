@@ -81,7 +81,9 @@ def _write(audit: KnowledgeAudit, params: KnowledgeAuditParams) -> None:
 
 
 def audit_knowledge(params: KnowledgeAuditParams) -> KnowledgeAudit:
-    """Audit `params.kb_root` read-only (writing the demo KB there first if asked); results go to <workspace>/knowledge_audit/."""
+    """Audit `params.kb_root` read only (first writing the demo KB there if asked).
+
+    Tables, charts and report.md go to <workspace>/knowledge_audit/; nothing below kb_root is changed."""
     root = resolve(params.kb_root)
     out_dir = resolve(params.workspace) / "knowledge_audit"
     _check_output_outside(root, out_dir)  # before anything is created

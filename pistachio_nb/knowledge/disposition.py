@@ -24,8 +24,10 @@ def _findings(f: KbFile, templates: pd.DataFrame, groups: list[DuplicateGroup], 
     for g in groups:
         if g.kind != "near-duplicate text" and f.rel in g.spans and g.canonical != f.rel:
             out.append(("merge into", g.canonical, f"same name as {g.canonical} (the newer) except for letter case"))
-    copies = Counter({g.canonical: g.words_per_file[f.rel] for g in groups
-                      if g.kind == "near-duplicate text" and f.rel in g.spans and g.canonical != f.rel})
+    copies = Counter()  # canonical home -> words of this file copied from text there
+    for g in groups:
+        if g.kind == "near-duplicate text" and f.rel in g.spans and g.canonical != f.rel:
+            copies[g.canonical] += g.words_per_file[f.rel]
     if copies:
         home, _ = copies.most_common(1)[0]
         share = sum(copies.values()) / max(1, f.n_words)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -74,12 +75,13 @@ def similar_pairs(signatures: np.ndarray, threshold: float) -> dict[tuple[int, i
     """Pairs whose estimated Jaccard similarity reaches `threshold` (LSH candidates, then checked)."""
     rows = lsh_rows(threshold)
     candidates = set()
-    for start in range(0, NUM_PERM, rows):
-        buckets = defaultdict(list)
-        for i, sig in enumerate(signatures):
-            buckets[sig[start : start + rows].tobytes()].append(i)
-        for members in buckets.values():
-            candidates.update((i, j) for n, i in enumerate(members) for j in members[n + 1 :])
+    for start in range(0, NUM_PERM, rows):  # one band: paragraphs agreeing on all its rows share a bucket
+        _, bucket, counts = np.unique(signatures[:, start : start + rows], axis=0, return_inverse=True,
+                                      return_counts=True)
+        order = np.argsort(bucket.ravel(), kind="stable")
+        starts = np.cumsum(counts) - counts
+        for b in np.flatnonzero(counts > 1):
+            candidates.update(combinations(sorted(order[starts[b] : starts[b] + counts[b]].tolist()), 2))
     estimates = {pair: float(np.mean(signatures[pair[0]] == signatures[pair[1]])) for pair in candidates}
     return {pair: s for pair, s in estimates.items() if s >= threshold}
 
@@ -119,21 +121,26 @@ def text_groups(files: list[KbFile], threshold: float) -> list[DuplicateGroup]:
     if not units:
         return []
     pairs = similar_pairs(np.stack(sigs), threshold)
-    merged: dict[tuple, list[list[int]]] = defaultdict(list)
+    merged: dict[tuple, list[int]] = defaultdict(list)  # (file, section) set -> member units
+    key_of = {}
     for comp in _components(len(units), pairs):
-        merged[tuple(sorted({(units[i].file, units[i].section) for i in comp}))].append(comp)
+        key = tuple(sorted({(units[i].file, units[i].section) for i in comp}))
+        merged[key] += comp
+        key_of.update(dict.fromkeys(comp, key))
+    sims = defaultdict(list)
+    for (i, _), s in pairs.items():
+        sims[key_of[i]].append(s)
     by_rel = {f.rel: f for f in files}
     groups = []
-    for comps in merged.values():
-        members = [units[i] for comp in comps for i in comp]
+    for key, member_ids in merged.items():
+        members = sorted((units[i] for i in member_ids), key=lambda u: (u.file, u.start))
         spans, counts = defaultdict(list), Counter()
-        for u in sorted(members, key=lambda u: (u.file, u.start)):
+        for u in members:
             spans[u.file].append((u.start, u.end))
             counts[u.file] += u.n_words
-        sims = [s for (i, j), s in pairs.items() if any(i in c and j in c for c in comps)]
         topic = Counter(u.section for u in members).most_common(1)[0][0]
         groups.append(DuplicateGroup("near-duplicate text", topic, dict(spans), dict(counts),
-                                     round(float(np.mean(sims)), 2), _newest(list(spans), by_rel)))
+                                     round(float(np.mean(sims[key])), 2), _newest(list(spans), by_rel)))
     return groups
 
 
@@ -157,7 +164,10 @@ def find_duplicates(files: list[KbFile], threshold: float) -> list[DuplicateGrou
 
 def format_spans(spans: dict[str, list[tuple[int, int]]]) -> str:
     """`a.md:3-9, b.md:10-12` style file:line spans."""
-    return ", ".join(f"{rel}:" + ",".join(f"{s}-{e}" if e > s else f"{s}" for s, e in runs) for rel, runs in spans.items())
+    def lines(runs: list[tuple[int, int]]) -> str:
+        return ",".join(f"{s}-{e}" if e > s else f"{s}" for s, e in runs)
+
+    return ", ".join(f"{rel}:{lines(runs)}" for rel, runs in spans.items())
 
 
 def duplicates_table(groups: list[DuplicateGroup]) -> pd.DataFrame:

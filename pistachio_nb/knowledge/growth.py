@@ -13,7 +13,9 @@ from .markdown import parse_markdown
 
 
 def section_lines(text: str, names: list[str]) -> dict[tuple[str, str], int]:
-    """(name, heading) -> non-blank lines under each heading containing a name (case-insensitive), subsections included."""
+    """(name, heading) -> non-blank lines under each heading that contains a name (case-insensitive).
+
+    Subsections count: a rules list split into themed subsections is still one list."""
     doc = parse_markdown(text)
     return {
         (name, s.title): len(doc.body_lines(s, subtree=True))

@@ -52,7 +52,8 @@ def find_markdown(root: Path) -> list[str]:
     for folder, dirs, names in os.walk(root):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         rel = Path(folder).relative_to(root)
-        found += [(rel / n).as_posix() for n in names if n.lower().endswith(MARKDOWN_SUFFIXES) and not n.startswith(".")]
+        found += [(rel / n).as_posix() for n in names
+                  if n.lower().endswith(MARKDOWN_SUFFIXES) and not n.startswith(".")]
     return sorted(found)
 
 

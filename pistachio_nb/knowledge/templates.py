@@ -48,5 +48,6 @@ def template_table(files: list[KbFile], patterns: Sequence[str], min_share: floa
             placeholders, counted = placeholder_count(f.doc, s, compiled)
             if placeholders and placeholders / counted >= min_share:
                 rows.append(_row(f, f"section '{s.title}'", f"{s.start}-{s.end}", placeholders, counted))
-    columns = ["file", "scope", "lines", "placeholder_lines", "counted_lines", "placeholder_share", "loading", "file_tokens"]
+    columns = ["file", "scope", "lines", "placeholder_lines", "counted_lines", "placeholder_share", "loading",
+               "file_tokens"]
     return pd.DataFrame(rows, columns=columns)
