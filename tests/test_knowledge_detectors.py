@@ -8,9 +8,10 @@ import time
 import numpy as np
 import pytest
 
-from pistachio_nb.errors import ParamsError
+from pistachio_nb.errors import InputDataError, ParamsError
 from pistachio_nb.knowledge import duplication
 from pistachio_nb.knowledge.demo_text import CAPTIONING_MD, POD_CHECKLIST_MD, SILENT_CRASH
+from pistachio_nb.knowledge.growth import growth_table
 from pistachio_nb.knowledge.inventory import estimate_tokens, inventory_table, load_kb
 from pistachio_nb.knowledge.markdown import parse_markdown, words
 from pistachio_nb.knowledge.staleness import stale_table, superseded_table
@@ -44,6 +45,16 @@ def test_inventory_counts_tokens_and_marks_always_loaded(tmp_path):
     assert inv.loc["CLAUDE.md", "tokens"] == estimate_tokens(CLEAN) == -(-len(CLEAN) // 4)
     assert inv.loc["CLAUDE.md", "loading"] == "always" and inv.loc["kb/a.md", "loading"] == "on demand"
     assert inv.loc["kb/a.md", "change_source"] == "mtime"  # not a git folder
+
+
+def test_missing_root_is_an_error_naming_kb_root(tmp_path):
+    with pytest.raises(InputDataError, match="kb_root .*nowhere"):
+        load_kb(tmp_path / "nowhere", [])
+
+
+def test_growth_without_git_history_is_empty_not_an_error(tmp_path):
+    make_kb(tmp_path, {"CLAUDE.md": "# Rules\n\n## Learned mistakes\n\n- one\n"})
+    assert growth_table(tmp_path, ["Learned mistakes"]).empty
 
 
 def test_always_loaded_glob_matching_nothing_is_an_error(tmp_path):
