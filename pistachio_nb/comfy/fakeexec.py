@@ -126,6 +126,7 @@ class Engine:
     history: dict[str, dict[str, Any]] = field(default_factory=dict)
     number: int = 0
     started: int = 0
+    counters: dict[tuple[Path, str], int] = field(default_factory=dict)  # next SaveImage number per prefix
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     interrupt_flag: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -266,7 +267,10 @@ class Engine:
         count = int(upstream_value(item.graph, nid, "batch_size", 1))
         extra = item.extra_data.get("extra_pnginfo", {})
         for i in range(count):
-            filename = f"{name}_{next_counter(folder, name):05}_.png"
+            key = (folder, name)
+            self.counters[key] = self.counters.get(key) or next_counter(folder, name)  # scan the folder once
+            filename = f"{name}_{self.counters[key]:05}_.png"
+            self.counters[key] += 1
             (folder / filename).write_bytes(render_png(item.graph, nid, i, extra))
             shown = f"../../{filename}" if self.behaviour.evil_filenames else filename
             refs.append({"filename": shown, "subfolder": subfolder, "type": kind})

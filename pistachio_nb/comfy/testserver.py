@@ -234,6 +234,7 @@ class WebSocket(tornado.websocket.WebSocketHandler):
 
     def open(self) -> None:
         srv: ComfyTestServer = self.application.settings["srv"]
+        self.set_nodelay(True)  # as aiohttp (ComfyUI) does: small messages go out at once, no Nagle delay
         self.sid = self.get_argument("clientId", "") or uuid.uuid4().hex
         srv.sockets[self.sid] = self
         srv.send("status", {"status": {"exec_info": {"queue_remaining": srv.engine.remaining()}}, "sid": self.sid}, self.sid)

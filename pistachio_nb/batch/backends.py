@@ -1,0 +1,163 @@
+"""Where a job's pixels come from: ComfyUI servers (API) or a local diffusers pipeline + LoRA.
+
+Both expose the same small surface to the scheduler: `targets` (names with a capacity), `prepare()`
+(fail fast before the batch), `load(target)` (how busy it already is) and `run(job, target)`.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..comfy.client import ComfyClient
+from ..comfy.errors import ComfyConnectionError, PromptLostError
+from ..comfy.workflow import check_workflow, fill, load_workflow
+from .jobs import Job
+
+
+@dataclass
+class JobOutput:
+    images: list[bytes]  # PNG bytes as the backend made them
+    graph: dict[str, Any] | None = None  # the ComfyUI API graph that made them (goes into the PNG)
+    info: dict[str, Any] = field(default_factory=dict)  # e.g. server file names
+
+
+@dataclass
+class ComfyBackend:
+    """Jobs as ComfyUI prompts: the workflow template filled per job, spread over `servers`."""
+
+    servers: list[str]
+    workflow: str
+    checkpoint: str
+    lora: str
+    steps: int
+    cfg: float
+    per_server: int = 2  # prompts in flight per server: one running, one queued keeps the GPU busy
+    job_timeout: float = 600.0
+    request_timeout: float = 30.0
+    name: str = "comfyui"
+    clients: dict[str, ComfyClient] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.template = load_workflow(self.workflow)
+        self.clients = {url.rstrip("/"): ComfyClient(url, timeout=(3.05, self.request_timeout)) for url in self.servers}
+
+    @property
+    def targets(self) -> dict[str, int]:
+        return {url: self.per_server for url in self.clients}
+
+    def settings(self) -> dict[str, Any]:
+        """What, besides the row, changes the picture (part of every job id)."""
+        return {"backend": self.name, "workflow": Path(self.workflow).name, "checkpoint": self.checkpoint,
+                "lora": self.lora, "steps": self.steps, "cfg": self.cfg}
+
+    def graph(self, job: Job) -> dict[str, Any]:
+        return fill(self.template, prompt=job.prompt, negative=job.negative, seed=job.seed, steps=self.steps,
+                    cfg=self.cfg, width=job.width, height=job.height, checkpoint=self.checkpoint,
+                    lora=self.lora or None, lora_strength=job.lora_strength, filename_prefix=f"pistachio/{job.job_id}")
+
+    def prepare(self, sample: Job) -> list[str]:
+        """Check the filled workflow against every reachable server's /object_info; return the unreachable ones."""
+        down = []
+        for url, client in self.clients.items():
+            try:
+                info = client.object_info()
+            except ComfyConnectionError:
+                down.append(url)
+                continue
+            check_workflow(self.graph(sample), info, where=f"workflow {self.workflow!r} on {url}")
+        if len(down) == len(self.clients):
+            raise ComfyConnectionError(f"no ComfyUI server reachable: {', '.join(down)}",
+                                       fix="start ComfyUI on the pod (port 8188) or fix `servers`")
+        return down
+
+    def load(self, target: str) -> int:
+        try:
+            return self.clients[target].load()
+        except ComfyConnectionError:
+            return 0
+
+    def run(self, job: Job, target: str, on_submitted: Callable[[str | None], None], resume: str | None = None) -> JobOutput:
+        """Run one job on one server; `resume` = a prompt_id queued by an earlier, interrupted run."""
+        client = self.clients[target]
+        graph = self.graph(job)
+        result = None
+        if resume:
+            on_submitted(resume)
+            try:
+                result = client.wait(resume, self.job_timeout, poll=True)
+            except PromptLostError:
+                result = None
+        if result is None:
+            prompt_id = client.submit(graph)
+            on_submitted(prompt_id)
+            try:
+                result = client.wait(prompt_id, self.job_timeout)
+            except TimeoutError:
+                client.cancel(prompt_id)  # do not leave a stuck prompt blocking the server
+                raise
+        images = [client.view(ref) for ref in result.images]
+        return JobOutput(images, graph, {"prompt_id": result.prompt_id, "server_files": [r.filename for r in result.images]})
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+
+
+@dataclass
+class LocalBackend:
+    """Jobs on a local diffusers SDXL pipeline with the LoRA loaded as a peft adapter (CPU here, GPU on a pod)."""
+
+    model: str
+    lora: str
+    steps: int
+    cfg: float
+    name: str = "local"
+    pipe: Any = None
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()  # one pipeline, one job at a time
+
+    @property
+    def targets(self) -> dict[str, int]:
+        return {"local": 1}
+
+    def settings(self) -> dict[str, Any]:
+        return {"backend": self.name, "model": self.model, "lora": self.lora, "steps": self.steps, "cfg": self.cfg}
+
+    def prepare(self, sample: Job) -> list[str]:
+        """Load the pipeline and the LoRA once, before any job runs."""
+        from ..models import load_sdxl_pipeline
+
+        if self.lora and not Path(self.lora).is_file():
+            from ..errors import InputDataError
+
+            raise InputDataError(f"LoRA file {self.lora} does not exist", fix="train one (03_training) or fix local_lora")
+        self.pipe = load_sdxl_pipeline(self.model)
+        if self.lora:
+            self.pipe.load_lora_weights(self.lora, adapter_name="character")
+        return []
+
+    def load(self, target: str) -> int:
+        return 0
+
+    def run(self, job: Job, target: str, on_submitted: Callable[[str | None], None], resume: str | None = None) -> JobOutput:
+        import torch
+
+        on_submitted(None)
+        with self._lock:
+            if self.lora:
+                self.pipe.set_adapters(["character"], adapter_weights=[job.lora_strength])
+            generator = torch.Generator("cpu").manual_seed(job.seed % 2**63)
+            image = self.pipe(prompt=job.prompt, negative_prompt=job.negative or None, num_inference_steps=self.steps,
+                              guidance_scale=self.cfg, width=job.width, height=job.height, generator=generator).images[0]
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        return JobOutput([buf.getvalue()])
+
+    def close(self) -> None:
+        self.pipe = None

@@ -1,0 +1,153 @@
+"""Prompts file (CSV, YAML or JSONL) -> generation jobs with stable ids.
+
+A row: `prompt` (required), `negative`, `seeds` (list, or "1;2;3") or `count`, `lora_strength`,
+`size` ("WxH"). Missing values come from the notebook's defaults. A job id hashes everything that
+changes the picture, so a rerun recognises finished work and an edited row becomes a new job.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..errors import InputDataError
+from ..params import describe_validation_error
+
+MAX_SEED = 2**64 - 1
+
+
+class PromptRow(BaseModel):
+    """One row of a prompts file; unknown columns are errors (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1)
+    negative: str | None = None
+    seeds: list[int] | None = None
+    count: int | None = Field(default=None, ge=1, le=1000)
+    lora_strength: float | None = Field(default=None, ge=-5.0, le=5.0)
+    size: str | None = Field(default=None, pattern=r"^\d+x\d+$")
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _split_seeds(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [s for s in re.split(r"[;\s,]+", value.strip()) if s]
+        return [value] if isinstance(value, int) else value
+
+    @field_validator("size")
+    @classmethod
+    def _size_multiple_of_8(cls, value: str | None) -> str | None:
+        if value is not None and any(int(v) % 8 or not 16 <= int(v) <= 8192 for v in value.split("x")):
+            raise ValueError("width and height must be multiples of 8 in 16..8192 (e.g. 832x1216)")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _seed_range(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or any(not 0 <= s <= MAX_SEED for s in value)):
+            raise ValueError(f"seeds must be 1+ integers in 0..{MAX_SEED}")
+        return value
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Values for what a row leaves out (from the notebook parameters)."""
+
+    negative: str
+    count: int
+    base_seed: int
+    lora_strength: float
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    prompt: str
+    negative: str
+    seed: int
+    lora_strength: float
+    width: int
+    height: int
+    source: str  # "prompts.csv:3" — where the row came from
+
+    def fields(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def job_id(settings: dict[str, Any], **values: Any) -> str:
+    """12 hex chars of a hash of the row values and the batch settings (model, LoRA, steps, ...)."""
+    text = json.dumps({"settings": settings, **values}, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
+
+
+def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line or item number, raw row dict) for each row of the file, by extension."""
+    suffix = path.suffix.lower()
+    text = path.read_text(encoding="utf-8")
+    if suffix == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        if not reader.fieldnames or "prompt" not in reader.fieldnames:
+            raise InputDataError(f"{path}: no 'prompt' column in the header", fix="first line e.g.: prompt,negative,seeds")
+        return [(i + 2, {k: v for k, v in row.items() if v not in ("", None)}) for i, row in enumerate(reader)]
+    if suffix == ".jsonl":
+        rows = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append((n, json.loads(line)))
+                except json.JSONDecodeError as err:
+                    raise InputDataError(f"{path}:{n}: not valid JSON ({err.msg})") from None
+        return rows
+    if suffix in (".yaml", ".yml"):
+        data = yaml.safe_load(text)
+        items = data.get("prompts") if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise InputDataError(f"{path}: expected a list of rows (or a 'prompts:' list)")
+        return [(n, item if isinstance(item, dict) else {"prompt": item}) for n, item in enumerate(items, 1)]
+    raise InputDataError(f"{path}: unknown prompts file type {suffix!r}", fix="use .csv, .yaml or .jsonl")
+
+
+def _size(row: PromptRow, d: Defaults) -> tuple[int, int]:
+    if row.size is None:
+        return d.width, d.height
+    w, h = (int(v) for v in row.size.split("x"))
+    return w, h
+
+
+def load_jobs(path: str | Path, defaults: Defaults, settings: dict[str, Any]) -> list[Job]:
+    """Expand every row into one job per seed; validate all rows first and report every bad one."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError(f"prompts file {path} does not exist", fix="set prompts_file to a CSV, YAML or JSONL file")
+    parsed, problems = [], []
+    for n, raw in _read_rows(path):
+        try:
+            parsed.append((n, PromptRow.model_validate(raw)))
+        except ValidationError as err:
+            problems.append(describe_validation_error(err, f"{path.name} row at line/item {n}"))
+    if problems:
+        raise InputDataError("\n".join(problems), fix=f"edit {path}")
+    jobs: dict[str, Job] = {}
+    for n, row in parsed:
+        seeds = row.seeds or [defaults.base_seed + i for i in range(row.count or defaults.count)]
+        width, height = _size(row, defaults)
+        for seed in seeds:
+            values = dict(prompt=row.prompt, negative=defaults.negative if row.negative is None else row.negative,
+                          seed=seed, lora_strength=defaults.lora_strength if row.lora_strength is None else row.lora_strength,
+                          width=width, height=height)
+            jid = job_id(settings, **values)
+            jobs.setdefault(jid, Job(job_id=jid, source=f"{path.name}:{n}", **values))
+    if not jobs:
+        raise InputDataError(f"{path} holds no prompts", fix="add at least one row with a prompt")
+    return list(jobs.values())
