@@ -12,33 +12,36 @@ from .inventory import MARKDOWN_SUFFIXES
 from .markdown import parse_markdown
 
 
-def section_lines(text: str, names: list[str]) -> dict[tuple[str, str], int]:
-    """(name, heading) -> non-blank lines under each heading that contains a name (case-insensitive).
+def section_lines(text: str, names: list[str]) -> dict[str, int]:
+    """Heading -> its non-blank lines, for each heading that contains one of `names` (case-insensitive).
 
     Subsections count: a rules list split into themed subsections is still one list."""
     doc = parse_markdown(text)
+    wanted = [n.casefold() for n in names]
     return {
-        (name, s.title): len(doc.body_lines(s, subtree=True))
+        s.title: len(doc.body_lines(s, subtree=True))
         for s in doc.sections
-        for name in names
-        if s.level and name.casefold() in s.title.casefold()
+        if s.level and any(n in s.title.casefold() for n in wanted)
     }
 
 
 def growth_table(root: Path, names: list[str]) -> pd.DataFrame:
-    """One row per commit x matching section: its line count then. Only changed files are re-read."""
+    """One row per commit x matching section: its line count then. Only changed files are read, by one git process."""
     columns = ["date", "commit", "file", "section", "lines"]
     commits = gitlog.history(root) if names else []
-    current: dict[str, dict[tuple[str, str], int]] = {}
+    specs = [(c.sha, p) for c in commits for p in c.paths if p.lower().endswith(MARKDOWN_SUFFIXES)]
+    texts = dict(zip(specs, gitlog.read_at(root, specs)))
+    current: dict[str, dict[str, int]] = {}
     rows = []
     for commit in commits:
-        changed = [p for p in commit.paths if p.lower().endswith(MARKDOWN_SUFFIXES)]
-        for path, text in zip(changed, gitlog.read_at(root, [(commit.sha, p) for p in changed])):
-            current[path] = section_lines(text, names) if text is not None else {}
+        for path in commit.paths:
+            if (commit.sha, path) in texts:
+                text = texts[(commit.sha, path)]
+                current[path] = section_lines(text, names) if text is not None else {}
         rows += [
             {"date": commit.date, "commit": commit.sha[:10], "file": path, "section": title, "lines": n}
             for path, counts in sorted(current.items())
-            for (_, title), n in counts.items()
+            for title, n in counts.items()
         ]
     return pd.DataFrame(rows, columns=columns)
 
