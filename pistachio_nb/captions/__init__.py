@@ -1,0 +1,14 @@
+"""02_captioning: per-image captions with the trigger word first, written safely beside the dataset images.
+
+Public verb: `caption_dataset(params) -> CaptionResult`. It reads `<workspace>/dataset/metadata.jsonl`
+(written by 01_dataset) and, for every listed image, writes the caption to the `.txt` sidecar beside
+the image (kohya) and to the row's `text` (plus `caption_source`, `caption_key`) in metadata.jsonl.
+Existing captions are kept unless `overwrite`; replaced text is copied to
+`dataset/caption_backups/<run>/` first. It also writes `dataset/captions.csv` (what happened to each
+image) and `dataset/caption_lint.csv` (trigger, CLIP tokens, empty/duplicate, leftover phrases), each
+with a `.params.json` sidecar. Modules: captioners, postprocess, store, lint, review, pipeline.
+"""
+
+from .pipeline import CaptionResult, caption_dataset, lint_dataset
+
+__all__ = ["CaptionResult", "caption_dataset", "lint_dataset"]

@@ -1,0 +1,129 @@
+"""`caption_dataset`: caption every dataset image that needs it, write sidecars + metadata.jsonl, lint the result."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ..errors import ModelLoadError
+from ..files import write_csv, write_sidecar
+from ..params import CaptioningParams
+from .captioners import Captioner, TemplateCaptioner, load_model_captioner
+from .lint import lint_captions, load_clip_tokenizer
+from .postprocess import postprocess
+from .store import CaptionStore, current_caption, load_rows, sync_existing
+
+TABLE = "captions.csv"
+LINT = "caption_lint.csv"
+FALLBACK_KEY = "fallback"  # caption_key of template captions written because the model failed to load
+
+
+@dataclass
+class CaptionResult:
+    """What a run did: per-image table (status, source, backup), lint table, the captioner used and timings."""
+
+    root: Path
+    table: pd.DataFrame
+    lint: pd.DataFrame
+    captioner: str
+    fallback_reason: str
+    seconds: float
+
+    @property
+    def counts(self) -> pd.DataFrame:
+        return self.table.groupby(["status", "source"]).size().rename("images").reset_index()
+
+
+def caption_key(p: CaptioningParams) -> str:
+    """Fingerprint of everything that shapes a caption; a rerun with the same key skips images already done."""
+    fields = ["trigger", "class_word", "captioner", "caption_model", "task_prompt", "max_caption_length", "num_beams",
+              "template", "strip_phrases", "replacements"]  # fmt: skip
+    blob = json.dumps(p.model_dump(mode="json", include=set(fields)), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def plan(root: Path, rows: list[dict], p: CaptioningParams, key: str) -> dict[str, str]:
+    """file_name -> status: `todo` (no caption, or replaced on purpose), `up to date` or `kept`."""
+    out = {}
+    for row in rows:
+        has = bool(current_caption(root, row))
+        done = row.get("caption_key") == key
+        placeholder = row.get("caption_key") == FALLBACK_KEY and p.captioner != "template"
+        if not has or placeholder or (p.overwrite and not done):
+            out[row["file_name"]] = "todo"
+        else:
+            out[row["file_name"]] = "up to date" if done else "kept"
+    return out
+
+
+def make_captioner(p: CaptioningParams, device: str | None = None) -> tuple[Captioner, str]:
+    """The captioner `p` asks for, or the template with the load error as reason when `fallback: template`."""
+    template = TemplateCaptioner(p.template, p.class_word)
+    if p.captioner == "template":
+        return template, ""
+    try:
+        return load_model_captioner(p.captioner, p.caption_model, p.task_prompt, p.max_caption_length, p.num_beams, device), ""
+    except ModelLoadError as err:
+        if p.fallback != "template":
+            raise ModelLoadError(
+                str(err).split("\n  fix:")[0],
+                fix=f"{err.fix}; or set fallback: template to write template captions instead (generic, flagged in the table)",
+            ) from err
+        reason = str(err).split("\n")[0]
+        template.name = f"template FALLBACK ({p.captioner} failed to load)"
+        return template, reason
+
+
+def caption_dataset(p: CaptioningParams, device: str | None = None) -> CaptionResult:
+    """Caption the workspace dataset per `p`: trigger first, safe writes, resumable; returns tables to show."""
+    t0 = time.perf_counter()
+    root = p.ws.dataset
+    rows = load_rows(root)
+    tokenizer = load_clip_tokenizer(p.base_model)  # fail on a bad reference before the slow part
+    sync_existing(root, rows)
+    key = caption_key(p)
+    status = plan(root, rows, p, key)
+    todo = [name for name, s in status.items() if s == "todo"]
+    captioner, reason = make_captioner(p, device) if todo else (None, "")
+    store, backups = CaptionStore(root, rows), set()
+    for start in tqdm(range(0, len(todo), p.batch_size), desc="captioning", unit="batch", disable=not todo):
+        names = todo[start : start + p.batch_size]
+        images = [_rgb(root / n) for n in names]
+        raw = captioner.caption(images)
+        texts = {n: postprocess(t, p.trigger, p.strip_phrases, p.replacements) for n, t in zip(names, raw)}
+        backups |= set(store.save(texts, captioner.name, FALLBACK_KEY if reason else key))
+        status.update(dict.fromkeys(names, "captioned"))
+    table = pd.DataFrame([{
+        "file_name": r["file_name"], "split": r.get("split", ""), "status": status[r["file_name"]],
+        "source": r.get("caption_source", "dataset"),
+        "backup": str(store.backup_path(r["file_name"])) if r["file_name"] in backups else "", "text": r["text"],
+    } for r in rows])  # fmt: skip
+    lint = lint_captions(rows, p.trigger, tokenizer, p.strip_phrases)
+    for name, frame in ((TABLE, table), (LINT, lint)):
+        write_csv(root / name, frame)
+        write_sidecar(root / name, p, captioner=captioner.name if captioner else "", fallback_reason=reason)
+    name = captioner.name if captioner else "(nothing to caption)"
+    return CaptionResult(root, table, lint, name, reason, round(time.perf_counter() - t0, 2))
+
+
+def lint_dataset(p: CaptioningParams) -> pd.DataFrame:
+    """Lint the captions as they are on disk now (e.g. after review edits) and rewrite caption_lint.csv."""
+    root = p.ws.dataset
+    rows = load_rows(root)
+    sync_existing(root, rows)
+    lint = lint_captions(rows, p.trigger, load_clip_tokenizer(p.base_model), p.strip_phrases)
+    write_csv(root / LINT, lint)
+    write_sidecar(root / LINT, p)
+    return lint
+
+
+def _rgb(path: Path) -> Image.Image:
+    with Image.open(path) as im:
+        return im.convert("RGB")
