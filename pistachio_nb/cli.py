@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-env", help="compare installed packages with requirements-pinned.txt")
     check.add_argument("--pins", default="requirements-pinned.txt")
     check.set_defaults(func=cmd_check_env)
+
+    from .setup_cli import add_setup_commands  # health, models, workflows pull, watchdog
+
+    add_setup_commands(sub)
     return parser
 
 

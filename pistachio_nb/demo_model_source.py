@@ -7,10 +7,12 @@ lets `params/models-demo.yaml` carry their sha256 like a real manifest does.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import requests
 from safetensors.numpy import save
 
 from .files import write_bytes
@@ -40,8 +42,25 @@ def write_demo_files(folder: str | Path) -> list[Path]:
     return [write_bytes(folder / name, make()) for name, make in DEMO_FILES.items()]
 
 
+def already_served(port: int) -> bool:
+    """True when 127.0.0.1:`port` already serves exactly these files (another demo run's server)."""
+    try:
+        return all(requests.get(f"http://127.0.0.1:{port}/{name}", timeout=2).content == make()
+                   for name, make in DEMO_FILES.items())
+    except requests.RequestException:
+        return False
+
+
 def start_service(port: int, folder: str = "outputs/demo-model-source") -> Callable[[], None]:
-    """Runner service: write the demo files and serve them on 127.0.0.1:`port`; returns the stop function."""
+    """Runner service: write the demo files and serve them on 127.0.0.1:`port`; returns the stop function.
+
+    Two demo runs at once (tests beside an interactive run) share one server: the bytes are identical.
+    """
     write_demo_files(folder)
-    server = serve_folder(resolve(folder), port=port)
+    try:
+        server = serve_folder(resolve(folder), port=port)
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE and already_served(port):
+            return lambda: None
+        raise
     return server.close

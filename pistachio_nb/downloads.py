@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from .errors import InputDataError, PistachioError
 from .files import write_text
+from .paths import resolve
 from .secrets import get_secret
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -207,11 +208,11 @@ def download(entry: ModelFile, timeout: float = 30.0, attempts: int = 3, retry_w
     write_text(entry.stamp, _stamp_text(entry))
 
 
-def ensure_models(manifest: str | Path, models_dir: str | Path, timeout: float = 30.0, attempts: int = 3,
+def ensure_models(manifest: str | Path | None, models_dir: str | Path, timeout: float = 30.0, attempts: int = 3,
                   retry_wait: float = 2.0) -> pd.DataFrame:
     """Make every manifest file present and verified; one row per file: present / downloaded / failed."""
-    models_dir = Path(models_dir)
-    entries = load_manifest(manifest, models_dir)
+    models_dir = resolve(models_dir)
+    entries = load_manifest(resolve(manifest), models_dir) if manifest else []
     rows = []
     for entry in tqdm(entries, desc="models", unit="file", disable=len(entries) < 2):
         start, status, detail = time.perf_counter(), "present", ""

@@ -30,7 +30,8 @@ from .secrets import scrub
 EXIT_OK, EXIT_FAILED, EXIT_PARAMS, EXIT_DRIFT, EXIT_LOCKED = 0, 1, 2, 3, 75
 LOCK_NAME = ".pistachio-run.lock"
 # Profile `services:` entries the runner starts before the notebooks and stops after (demo only).
-SERVICE_STARTERS = {"comfyui_test_server": "pistachio_nb.comfy.testserver:start_service"}
+SERVICE_STARTERS = {"comfyui_test_server": "pistachio_nb.comfy.testserver:start_service",
+                    "model_file_server": "pistachio_nb.demo_model_source:start_service"}
 
 
 @dataclass

@@ -22,6 +22,8 @@ import requests
 from .files import append_jsonl, read_jsonl
 from .secrets import scrub
 
+CRASH_LOG = "setup/comfyui-crashes.jsonl"  # below the workspace: `pistachio watchdog` writes it, health reads it
+
 
 @dataclass(frozen=True)
 class WatchdogConfig:

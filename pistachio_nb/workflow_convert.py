@@ -20,6 +20,7 @@ import requests
 
 from .errors import InputDataError, PistachioError
 from .files import write_json
+from .paths import resolve
 
 # Frontend-only node types: they never reach the server, their effect is folded into the links.
 NOTE_TYPES = {"Note", "MarkdownNote"}
@@ -37,10 +38,10 @@ class WorkflowFormatError(PistachioError, ValueError):
 
 @dataclass(frozen=True)
 class Link:
+    """Where a link starts: the node id and its output slot (what an API input `[id, slot]` names)."""
+
     origin_id: int
     origin_slot: int
-    target_id: int
-    target_slot: int
 
 
 def is_ui_format(workflow: Mapping[str, Any]) -> bool:
@@ -96,10 +97,9 @@ def _links(workflow: Mapping[str, Any]) -> dict[int, Link]:
     links = {}
     for item in workflow.get("links") or []:
         if isinstance(item, dict):
-            links[int(item["id"])] = Link(int(item["origin_id"]), int(item["origin_slot"]), int(item["target_id"]), int(item["target_slot"]))
-        else:
-            link_id, origin_id, origin_slot, target_id, target_slot = item[:5]
-            links[int(link_id)] = Link(int(origin_id), int(origin_slot), int(target_id), int(target_slot))
+            links[int(item["id"])] = Link(int(item["origin_id"]), int(item["origin_slot"]))
+        else:  # [id, origin_id, origin_slot, target_id, target_slot, type]
+            links[int(item[0])] = Link(int(item[1]), int(item[2]))
     return links
 
 
@@ -228,16 +228,17 @@ def _save_if_changed(dest: Path, data: Any) -> str:
 
 
 def pull_workflows(comfy_url: str, dest_dir: str | Path, timeout: float = 10.0) -> pd.DataFrame:
-    """Copy the user's UI-saved workflows from ComfyUI into `dest_dir/ui/` and their API form into `dest_dir/`."""
+    """Copy the workflows saved in ComfyUI into `dest_dir/saved/` (as saved) and their API form into `dest_dir/`."""
     base = comfy_url.rstrip("/")
-    dest_dir = Path(dest_dir)
+    dest_dir = resolve(dest_dir)
     files = _get_json(f"{base}/userdata", timeout, {"dir": "workflows", "recurse": "true"})
     object_info = _get_json(f"{base}/object_info", timeout)
     rows = []
     for rel in sorted(f for f in files if isinstance(f, str) and f.endswith(".json")):
         ui = _get_json(f"{base}/userdata/{quote('workflows/' + rel, safe='')}", timeout)
         name = _flat_name(rel)
-        row = {"workflow": rel, "ui_file": str(dest_dir / "ui" / name), "ui_status": _save_if_changed(dest_dir / "ui" / name, ui)}
+        row = {"workflow": rel, "format": "ui" if is_ui_format(ui) else "api",
+               "saved_status": _save_if_changed(dest_dir / "saved" / name, ui), "saved_file": str(dest_dir / "saved" / name)}
         try:
             api = ui_to_api(ui, object_info) if is_ui_format(ui) else ui
             row.update(api_file=str(dest_dir / name), api_status=_save_if_changed(dest_dir / name, api),
@@ -245,5 +246,5 @@ def pull_workflows(comfy_url: str, dest_dir: str | Path, timeout: float = 10.0) 
         except WorkflowFormatError as err:
             row.update(api_file="", api_status="not converted", nodes=0, detail=str(err).splitlines()[0])
         rows.append(row)
-    columns = ["workflow", "ui_status", "api_status", "nodes", "ui_file", "api_file", "detail"]
+    columns = ["workflow", "format", "saved_status", "api_status", "nodes", "saved_file", "api_file", "detail"]
     return pd.DataFrame(rows, columns=columns)

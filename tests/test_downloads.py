@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,20 @@ def test_demo_manifest_matches_the_demo_files(tmp_path):
         data = written[e.dest.name].read_bytes()
         assert (hashlib.sha256(data).hexdigest(), len(data)) == (e.sha256, e.size)
     assert load_manifest(repo_root() / "params" / "models-pod.yaml", tmp_path)[0].url.startswith("https://")
+
+
+def test_demo_service_serves_the_manifest_files_and_shares_a_busy_port(tmp_path):
+    from pistachio_nb.demo_model_source import start_service
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    stop = start_service(port, folder=str(tmp_path / "src"))
+    try:
+        second = start_service(port, folder=str(tmp_path / "src2"))  # same port: reuses, does not crash
+        second()  # its stop is a no-op: the first server still answers
+        entries = [{"name": n, "source": {"url": f"http://127.0.0.1:{port}/{n}"}, "dest": "loras",
+                    "sha256": hashlib.sha256(make()).hexdigest()} for n, make in DEMO_FILES.items()]
+        assert run(tmp_path, entries)["status"].tolist() == ["downloaded"] * len(DEMO_FILES)
+    finally:
+        stop()

@@ -97,3 +97,27 @@ def test_max_restarts_gives_up_and_backs_off(tmp_path):
     assert [c["exit_code"] for c in crashes] == [7, 7, 7, 7]
     assert [c["restart_in_s"] for c in crashes] == [0.1, 0.2, 0.3, None]  # doubling, capped, then give up
     assert crashes[0]["stderr_tail"] == ["boom"] and len(read_jsonl(cfg.crash_log)) == 4
+
+
+def test_cli_watchdog_restarts_logs_in_workspace_and_stops_on_sigterm(tmp_path):
+    """`pistachio watchdog --params ... -- CMD` as a real process: crash, restart, SIGTERM stops it and its child."""
+    import signal
+    import subprocess
+
+    port, ws = free_port(), tmp_path / "ws"
+    cmd = [sys.executable, "-m", "pistachio_nb.cli", "watchdog", "--params", str(repo_root() / "params" / "demo.yaml"),
+           "--set", f"workspace={ws}", "--set", f"comfy_url=http://127.0.0.1:{port}", "--set", "comfy_timeout_s=0.5",
+           "--poll-interval", "0.2", "--max-failed-polls", "2", "--backoff-max", "0.5",
+           "--", sys.executable, str(FLAKY), str(port), str(tmp_path / "starts.txt"), "crash"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    try:
+        log = ws / "setup" / "comfyui-crashes.jsonl"
+        assert wait_for(lambda: log.exists() and answers(f"http://127.0.0.1:{port}", 0.5), 60), "no restart logged"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert read_jsonl(log)[0]["exit_code"] == 3
+    assert not answers(f"http://127.0.0.1:{port}", 0.5)  # its child went down with it
+    assert "restarting in" in proc.stderr.read()

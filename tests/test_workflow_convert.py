@@ -121,14 +121,17 @@ def test_pull_saves_ui_copy_and_api_form_and_reports_changes(ui, tmp_path):
         (saved / "portraits" / "txt2img lora.json").write_text(json.dumps(ui), encoding="utf-8")
         first = pull_workflows(srv.url, dest, timeout=5).set_index("workflow")
         second = pull_workflows(srv.url, dest, timeout=5).set_index("workflow")
+        (dest / "portraits__txt2img lora.json").write_text("{}")  # the repo copy edited by hand
+        third = pull_workflows(srv.url, dest, timeout=5).set_index("workflow")
     row = first.loc["portraits/txt2img lora.json"]
-    assert (row.ui_status, row.api_status, row.nodes) == ("new", "new", 9)
-    assert json.loads((dest / "ui" / "portraits__txt2img lora.json").read_text()) == ui
+    assert (row.format, row.saved_status, row.api_status, row.nodes) == ("ui", "new", "new", 9)
+    assert json.loads((dest / "saved" / "portraits__txt2img lora.json").read_text()) == ui
     api = json.loads((dest / "portraits__txt2img lora.json").read_text())
     assert api["3"]["class_type"] == "KSampler"
-    assert set(second["ui_status"]) == {"unchanged"} and set(second["api_status"]) == {"unchanged"}
-    # The server also holds an API-format template: it is kept as is, not "converted".
-    assert "txt2img_lora.json" in first.index
+    assert set(second["saved_status"]) == {"unchanged"} and set(second["api_status"]) == {"unchanged"}
+    # The server also holds API-format templates: kept as they are.
+    assert first.loc["txt2img_lora.json", "format"] == "api"
+    assert third.loc["portraits/txt2img lora.json", "api_status"] == "updated"  # the server's version wins; git shows the diff
 
 
 def test_pull_reports_unconvertible_workflows_without_failing(ui, tmp_path):
@@ -139,7 +142,7 @@ def test_pull_reports_unconvertible_workflows_without_failing(ui, tmp_path):
         table = pull_workflows(srv.url, tmp_path / "out", timeout=5).set_index("workflow")
     row = table.loc["needs_ipadapter.json"]
     assert row.api_status == "not converted" and "IPAdapterAdvanced" in row.detail
-    assert (tmp_path / "out" / "ui" / "needs_ipadapter.json").is_file()
+    assert (tmp_path / "out" / "saved" / "needs_ipadapter.json").is_file()
 
 
 def test_node_classes_from_api_workflow_folders(tmp_path, info, ui):

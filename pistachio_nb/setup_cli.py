@@ -1,0 +1,111 @@
+"""`pistachio health | models | workflows pull | watchdog`: the 00_setup jobs for cron and pod start hooks.
+
+Each reads the 00_setup values of a params profile (same validation as the notebook) and exits
+non-zero when something failed, so `pistachio health --params params/pod.yaml && ...` gates a batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+import pandas as pd
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def setup_params(args: argparse.Namespace):
+    """The validated SetupParams of `--params` (with `--set` overrides), as the notebook would get them."""
+    from .paths import resolve
+    from .profiles import load_profile, parse_sets, resolve_values
+    from .runner import select_notebooks
+
+    return resolve_values(select_notebooks("00_setup")[0], load_profile(resolve(args.params)), parse_sets(args.set))[1]
+
+
+def _show(table: pd.DataFrame) -> None:
+    with pd.option_context("display.max_colwidth", 120, "display.width", 200):
+        print(table.to_string(index=False))
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from .health import exit_code, health_report, summary
+
+    report = health_report(setup_params(args))
+    _show(report)
+    print(summary(report))
+    return exit_code(report)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .downloads import ensure_models
+
+    p = setup_params(args)
+    table = ensure_models(p.models_manifest, p.comfy_models_dir)
+    _show(table)
+    return EXIT_FAILED if (table["status"] == "failed").any() else EXIT_OK
+
+
+def cmd_workflows_pull(args: argparse.Namespace) -> int:
+    from .workflow_convert import pull_workflows
+
+    p = setup_params(args)
+    table = pull_workflows(p.comfy_url, args.dest or p.workflows_dir, timeout=p.comfy_timeout_s)
+    _show(table)
+    return EXIT_OK
+
+
+def cmd_watchdog(args: argparse.Namespace) -> int:
+    from .watchdog import CRASH_LOG, WatchdogConfig, run_watchdog
+
+    command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not command:
+        from .errors import ParamsError
+
+        raise ParamsError("watchdog: no command given", fix="pistachio watchdog --params FILE -- python main.py --port 8188")
+    p = setup_params(args)
+    cfg = WatchdogConfig(url=p.comfy_url, crash_log=p.ws.root / CRASH_LOG, poll_interval=args.poll_interval,
+                         poll_timeout=p.comfy_timeout_s, max_failed_polls=args.max_failed_polls,
+                         startup_grace=args.startup_grace, backoff_max=args.backoff_max)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    run_watchdog(command, cfg, stop)
+    return EXIT_OK
+
+
+def _profile_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", required=True, help="params profile, e.g. params/pod.yaml (its 00_setup values)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one 00_setup parameter")
+
+
+def add_setup_commands(sub) -> None:
+    """Register the 00_setup subcommands on the `pistachio` parser's subparsers."""
+    health = sub.add_parser("health", help="pod health table; exit code 1 on any FAIL")
+    _profile_args(health)
+    health.set_defaults(func=cmd_health)
+
+    models = sub.add_parser("models", help="download / verify the models manifest; exit code 1 if any failed")
+    _profile_args(models)
+    models.set_defaults(func=cmd_models)
+
+    workflows = sub.add_parser("workflows", help="workflows under version control")
+    pull = workflows.add_subparsers(dest="workflows_command", required=True).add_parser(
+        "pull", help="copy ComfyUI's saved workflows (and their API form) into workflows_dir")
+    _profile_args(pull)
+    pull.add_argument("--dest", help="folder to write into (default: workflows_dir from the profile)")
+    pull.set_defaults(func=cmd_workflows_pull)
+
+    from .watchdog import WatchdogConfig
+
+    d = WatchdogConfig.__dataclass_fields__
+    watch = sub.add_parser("watchdog", help="run ComfyUI, restart it on exit or hang, log crashes",
+                           usage="pistachio watchdog --params FILE [options] -- COMMAND ...")
+    _profile_args(watch)
+    watch.add_argument("--poll-interval", type=float, default=d["poll_interval"].default, help="seconds between polls")
+    watch.add_argument("--max-failed-polls", type=int, default=d["max_failed_polls"].default, help="unanswered polls = hang")
+    watch.add_argument("--startup-grace", type=float, default=d["startup_grace"].default, help="seconds to come up")
+    watch.add_argument("--backoff-max", type=float, default=d["backoff_max"].default, help="longest restart delay (s)")
+    watch.add_argument("cmd", nargs=argparse.REMAINDER, help="-- then the ComfyUI command")
+    watch.set_defaults(func=cmd_watchdog)
