@@ -109,6 +109,7 @@ def test_disposition_suggests_actions_and_exports_markdown(demo):
     assert action[CLEAN] == "keep"
     report = audit.report_path.read_text()
     assert all(f"| {rel} |" in report for rel in audit.disposition["file"])
+    assert "## Duplicates" in report and "LEARNINGS.md:" in report.split("## Duplicates")[1]
     written = {p.name for p in audit.out_dir.iterdir()}
     assert {"budget.png", "growth.png", "disposition.csv", "duplicates.csv", "report.md.params.json"} <= written
 

@@ -76,7 +76,9 @@ def _write(audit: KnowledgeAudit, params: KnowledgeAuditParams) -> None:
         written.append(write_text(audit.out_dir / f"{name}.csv", getattr(audit, name).to_csv(index=False)))
     for name, fig in audit.figures.items():
         written.append(save_figure(fig, audit.out_dir / f"{name}.png"))
-    report = write_text(audit.report_path, report_markdown(str(audit.root), audit.summary, audit.disposition))
+    details = {"Blank templates": audit.templates, "Duplicates": audit.duplicates, "Stale sections": audit.stale,
+               "Superseded terms": audit.superseded}
+    report = write_text(audit.report_path, report_markdown(str(audit.root), audit.summary, audit.disposition, details))
     write_sidecar(report, params, artifacts=[p.name for p in written])
 
 

@@ -67,21 +67,24 @@ def disposition_table(files: list[KbFile], templates: pd.DataFrame, groups: list
 
 
 def markdown_table(df: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table (pipes in cells escaped); no extra dependency."""
+    """A GitHub-flavoured Markdown table (pipes escaped, missing values blank); no extra dependency."""
     def cell(value) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
+        return "" if pd.isna(value) else str(value).replace("|", "\\|").replace("\n", " ")
 
     lines = ["| " + " | ".join(map(cell, df.columns)) + " |", "|" + "---|" * len(df.columns)]
     lines += ["| " + " | ".join(map(cell, row)) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines) + "\n"
 
 
-def report_markdown(root: str, summary: dict[str, object], disposition: pd.DataFrame) -> str:
-    """The report a person reads before editing anything by hand: headline figures, then the disposition."""
+def report_markdown(root: str, summary: dict[str, object], disposition: pd.DataFrame,
+                    details: dict[str, pd.DataFrame]) -> str:
+    """The report a person reads before editing anything by hand: figures, the disposition, then the evidence."""
     facts = "\n".join(f"- {key}: {value}" for key, value in summary.items())
+    evidence = "".join(f"\n## {title}\n\n{markdown_table(df) if len(df) else 'None found.'}\n"
+                       for title, df in details.items())
     return (
         f"# Knowledge audit of `{root}`\n\n"
         "Suggestions only: this audit read the folder and changed nothing in it. Tokens are estimated as\n"
         "characters / 4 (no GPT/Claude tokenizer is available offline).\n\n"
-        f"{facts}\n\n## Disposition\n\n{markdown_table(disposition)}"
+        f"{facts}\n\n![context budget](budget.png)\n\n## Disposition\n\n{markdown_table(disposition)}{evidence}"
     )
