@@ -54,6 +54,11 @@ def _check_00_setup(ws, rendered):
     assert env["torch"].startswith("2.13.0")
     assert pd.read_csv(ws / "setup" / "drift.csv").empty  # the demo environment is the tested set
     assert "CUDA available" in rendered
+    health = pd.read_csv(ws / "setup" / "health.csv").set_index("check")["status"]
+    assert "FAIL" not in set(health) and health["ComfyUI reachable"] == "PASS" and health["node classes loaded"] == "PASS"
+    assert set(pd.read_csv(ws / "setup" / "models.csv")["status"]) <= {"present", "downloaded"}
+    workflows = pd.read_csv(ws / "setup" / "workflows.csv")
+    assert len(workflows) and set(workflows["api_status"]) <= {"new", "unchanged", "updated"}
 
 
 CHECKS = {"00_setup": _check_00_setup}
