@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -13,6 +12,7 @@ from tqdm.auto import tqdm
 from ..display import save_figure
 from ..errors import ParamsError
 from ..files import write_sidecar, write_text
+from ..params import KnowledgeAuditParams
 from ..paths import resolve
 from .demo_kb import write_demo_kb
 from .disposition import disposition_table, report_markdown
@@ -21,9 +21,6 @@ from .growth import growth_figure, growth_table
 from .inventory import budget_figure, budget_table, inventory_table, load_kb
 from .staleness import stale_table, superseded_table
 from .templates import template_table
-
-if TYPE_CHECKING:
-    from ..params import KnowledgeAuditParams
 
 
 @dataclass
