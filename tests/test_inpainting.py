@@ -32,12 +32,14 @@ def notebook_defaults() -> dict:
 
 
 @pytest.fixture(scope="module")
-def lora_file(tmp_path_factory):
-    """A LoRA on the tiny UNet made with peft (random, non-zero up weights so it changes outputs), saved by diffusers."""
+def lora_files(tmp_path_factory):
+    """One random LoRA on the tiny UNet (peft, non-zero up weights), saved in diffusers and in kohya format (03's exporter)."""
     from diffusers import StableDiffusionXLPipeline
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
+
+    from pistachio_nb.training.export import lora_state_dicts, save_kohya
 
     pipe = load_sdxl_pipeline("tiny:sdxl", "cpu")
     pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_k", "to_q", "to_v", "to_out.0"]))
@@ -49,7 +51,13 @@ def lora_file(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lora")
     layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet))
     StableDiffusionXLPipeline.save_lora_weights(folder, unet_lora_layers=layers, weight_name="character.safetensors")
-    return folder / "character.safetensors"
+    kohya = save_kohya(folder / "character-kohya.safetensors", lora_state_dicts(pipe), 4.0, torch.float32, {"network_dim": 4})
+    return folder / "character.safetensors", kohya
+
+
+@pytest.fixture(scope="module")
+def lora_file(lora_files):
+    return lora_files[0]
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +124,15 @@ def test_lora_scale_changes_the_result(values, pipe):
     assert pixels_changed(without, full) > 0
 
 
+def test_kohya_lora_from_training_gives_the_same_result_as_diffusers_format(values, lora_files):
+    diffusers_file, kohya_file = lora_files
+    images = []
+    for lora in (diffusers_file, kohya_file):
+        p = params(values, lora=str(lora), lora_scale=1.0)
+        images.append(np.asarray(inpaint(p, pipe=load_pipeline(prepare(p).params, "cpu")).image, dtype=np.int16))
+    assert np.abs(images[0] - images[1]).max() <= 2
+
+
 def test_sweep_saves_every_cell_the_table_and_the_grid(values, pipe):
     p = params(values)
     fig, table = sweep(pipe, prepare(p), [0.5, 1.0], [0.0, 1.0])
@@ -132,7 +149,7 @@ def test_image_from_dataset_and_lora_from_recommendation(values, tmp_path, lora_
     p = params(values, image="dataset", lora="recommended")
     with pytest.raises(InputDataError, match="run 01_dataset first"):
         resolve_image(p)
-    with pytest.raises(InputDataError, match="run 04_checkpoints first"):
+    with pytest.raises(InputDataError, match="no checkpoint recommendation"):
         resolve_lora(p)
     draw_scene(random.Random(1), (64, 64)).save(p.ws.sub("dataset/train") / "b.png")
     write_jsonl(p.ws.root / "dataset" / "metadata.jsonl", [{"file_name": "train/b.png"}, {"file_name": "train/a.png"}])
@@ -188,3 +205,37 @@ def test_comfy_route_is_skipped_without_url(values, pipe):
     result = comfy_inpaint(p, prepare(p), None)
     assert result.image is None and "skipped" in result.summary.loc[0, "status"]
     assert json.dumps(result.summary.to_dict())  # still a table the notebook can show
+
+
+def check_demo_outputs(ws, rendered: str) -> None:
+    """The 05_inpainting check for tests/test_notebooks.py CHECKS: results, sidecars, sweep grid, ComfyUI result."""
+    folder = ws / "inpainting"
+    results = sorted(folder.glob("*-seed*.png"))
+    assert results, "no inpainting result"
+    side = read_json(f"{results[0]}.params.json")
+    original = Image.open(side["params"]["image"]).convert("RGB")
+    masks = prepare(InpaintingParams.validate_values(side["params"])).masks
+    assert pixels_changed(original, Image.open(results[0]), outside=masks.soft) == 0
+    import pandas as pd
+
+    sweep_table = pd.read_csv(folder / "sweep.csv")
+    assert len(sweep_table) == len(side["params"]["sweep_strengths"]) * len(side["params"]["sweep_lora_scales"])
+    assert all((ws / f"{f}.params.json").exists() for f in sweep_table["file"])
+    comfy = sorted((folder / "comfy").glob("*.png"))
+    assert comfy and read_json(f"{comfy[0]}.params.json")["comfy"]["prompt_id"]
+    assert "Traceback" not in rendered
+
+
+def test_demo_output_check_accepts_a_real_run_and_rejects_a_touched_result(values, pipe, tmp_path):
+    with ComfyTestServer(root=tmp_path / "comfy") as server:
+        p = params(values, comfy_url=server.url, sweep_strengths=[1.0], sweep_lora_scales=[0.0, 1.0])
+        job = prepare(p)
+        result = inpaint(p, pipe=pipe, job=job)
+        sweep(pipe, job, p.sweep_strengths, p.sweep_lora_scales)
+        comfy_inpaint(p, job, result.crop)
+    check_demo_outputs(p.ws.root, "")
+    touched = np.array(Image.open(result.path))
+    touched[0, 0] = 255 - touched[0, 0]  # a corner pixel, far outside the mask
+    Image.fromarray(touched).save(result.path)
+    with pytest.raises(AssertionError):
+        check_demo_outputs(p.ws.root, "")

@@ -8,6 +8,8 @@ diffusers/stable-diffusion-xl-1.0-inpainting-0.1) also sees the masked image and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,12 +69,26 @@ def set_lora_scale(pipe, scale: float) -> None:
         pipe.set_adapters([ADAPTER], adapter_weights=[scale])
 
 
+@contextmanager
+def diffusers_errors_only() -> Iterator[None]:
+    """Silence diffusers' warnings for a call: the inpaint pipeline's VAE up/down-casting warns on every image."""
+    from diffusers.utils import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+
+
 def run_pipeline(pipe, image: Image.Image, mask: Image.Image, s: Sampling) -> Image.Image:
     """One inpaint of `image` (already at working size) where `mask` is white; deterministic for a seed."""
     set_lora_scale(pipe, s.lora_scale)
     generator = torch.Generator("cpu").manual_seed(s.seed)  # CPU generator: same noise on any device
-    return pipe(
-        prompt=s.prompt, negative_prompt=s.negative_prompt or None, image=image, mask_image=mask,
-        width=image.width, height=image.height, strength=s.strength, num_inference_steps=s.steps,
-        guidance_scale=s.guidance_scale, generator=generator,
-    ).images[0]  # fmt: skip
+    with diffusers_errors_only():
+        return pipe(
+            prompt=s.prompt, negative_prompt=s.negative_prompt or None, image=image, mask_image=mask,
+            width=image.width, height=image.height, strength=s.strength, num_inference_steps=s.steps,
+            guidance_scale=s.guidance_scale, generator=generator,
+        ).images[0]  # fmt: skip

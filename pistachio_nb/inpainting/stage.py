@@ -15,15 +15,13 @@ from pathlib import Path
 from PIL import Image
 
 from ..errors import InputDataError
+from ..evaluation import read_recommendation
 from ..files import atomic_path, read_json, read_jsonl, write_sidecar
 from ..params import InpaintingParams
 from ..paths import resolve
 from .diffusers_inpaint import Sampling, load_inpaint_pipeline, load_lora, native_resolution, run_pipeline
 from .masks import Masks, build_masks
 from .paste import Crop, crop_for_model, paste_back, plan_crop
-
-RECOMMENDATION = "recommendation.json"
-
 
 @dataclass(frozen=True)
 class Job:
@@ -72,10 +70,7 @@ def resolve_lora(p: InpaintingParams) -> Path | None:
         if not path.is_file():
             raise InputDataError(f"lora {path} does not exist", fix='give a .safetensors file, "recommended" or "none"')
         return path
-    rec = p.ws.root / "comparison" / RECOMMENDATION
-    if not rec.is_file():
-        raise InputDataError(f'lora: "recommended" but {rec} does not exist', fix="run 04_checkpoints first, or give a LoRA path")
-    path = Path(read_json(rec)["checkpoint"])
+    path = Path(read_recommendation(p.ws.root)["checkpoint"])
     return path if path.is_absolute() else p.ws.root / path
 
 
@@ -110,10 +105,16 @@ def sampling(p: InpaintingParams) -> Sampling:
     return Sampling(p.prompt, p.negative_prompt, p.strength, p.steps, p.guidance_scale, p.seed, p.lora_scale)
 
 
+def crop_plan(pipe, job: Job) -> Crop:
+    """The crop the model works on: the padded mask box (only_masked) or the whole picture, at native resolution."""
+    p = job.params
+    return plan_crop(job.masks.soft, p.only_masked, p.crop_padding, native_resolution(pipe), pipe.vae_scale_factor)
+
+
 def inpaint_image(pipe, job: Job) -> tuple[Image.Image, Crop]:
     """Crop (whole image or padded mask box), inpaint at native resolution, paste back with the feathered mask."""
     p = job.params
-    crop = plan_crop(job.masks.soft, p.only_masked, p.crop_padding, native_resolution(pipe), pipe.vae_scale_factor)
+    crop = crop_plan(pipe, job)
     model_in = crop_for_model(job.image, crop)
     model_mask = crop_for_model(job.masks.hard, crop, Image.NEAREST)
     out = run_pipeline(pipe, model_in, model_mask, sampling(p))
