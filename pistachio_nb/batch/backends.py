@@ -130,16 +130,13 @@ class LocalBackend:
         return {"backend": self.name, "model": self.model, "lora": self.lora, "steps": self.steps, "cfg": self.cfg}
 
     def prepare(self, sample: Job) -> list[str]:
-        """Load the pipeline and the LoRA once, before any job runs."""
+        """Load the pipeline and the LoRA once, before any job runs (same loaders as 05_inpainting)."""
+        from ..inpainting.diffusers_inpaint import load_lora
         from ..models import load_sdxl_pipeline
 
-        if self.lora and not Path(self.lora).is_file():
-            from ..errors import InputDataError
-
-            raise InputDataError(f"LoRA file {self.lora} does not exist", fix="train one (03_training) or fix local_lora")
         self.pipe = load_sdxl_pipeline(self.model)
         if self.lora:
-            self.pipe.load_lora_weights(self.lora, adapter_name="character")
+            load_lora(self.pipe, self.lora)
         return []
 
     def load(self, target: str) -> int:
@@ -148,10 +145,11 @@ class LocalBackend:
     def run(self, job: Job, target: str, on_submitted: Callable[[str | None], None], resume: str | None = None) -> JobOutput:
         import torch
 
+        from ..inpainting.diffusers_inpaint import set_lora_scale
+
         on_submitted(None)
         with self._lock:
-            if self.lora:
-                self.pipe.set_adapters(["character"], adapter_weights=[job.lora_strength])
+            set_lora_scale(self.pipe, job.lora_strength)
             generator = torch.Generator("cpu").manual_seed(job.seed % 2**63)
             image = self.pipe(prompt=job.prompt, negative_prompt=job.negative or None, num_inference_steps=self.steps,
                               guidance_scale=self.cfg, width=job.width, height=job.height, generator=generator).images[0]

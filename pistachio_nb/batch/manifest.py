@@ -16,8 +16,8 @@ import pandas as pd
 
 from ..files import append_jsonl, read_jsonl
 
-COLUMNS = ["job_id", "state", "prompt", "seed", "lora_strength", "size", "server", "prompt_id", "attempts",
-           "seconds", "files", "error"]
+COLUMNS = ["job_id", "state", "backend", "prompt", "seed", "lora_strength", "size", "server", "prompt_id", "attempts",
+           "seconds", "files", "server_files", "error"]
 
 
 class Manifest:
