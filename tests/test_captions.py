@@ -189,3 +189,19 @@ def test_sample_grid_shows_images_with_captions(dataset):
     fig = sample_grid(root, rows, 3)
     assert len([ax for ax in fig.axes if ax.images]) == 3
     assert fig.axes[0].get_title().replace("\n", " ") == result.table["text"][0]
+
+
+def check_demo_outputs(ws: Path, rendered: str) -> None:
+    """Checks of a demo run's 02_captioning outputs (for tests/test_notebooks.py CHECKS)."""
+    import pandas as pd
+
+    root = ws / "dataset"
+    sidecars, meta = on_disk(root)
+    assert meta and sidecars == meta
+    assert all(t.startswith(f"{TRIGGER}, ") for t in meta.values())  # every image captioned, trigger first
+    table = pd.read_csv(root / "captions.csv")
+    assert set(table["status"]) <= {"captioned", "up to date", "kept"} and len(table) == len(meta)
+    lint = pd.read_csv(root / "caption_lint.csv")
+    assert lint["trigger_first"].all() and (lint["window"] == 77).all()
+    assert "duplicate caption" in rendered  # the tiny random captioner repeats itself, and the lint says so
+    assert '"image/png"' in rendered  # the sample grid
