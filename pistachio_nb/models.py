@@ -7,10 +7,7 @@ is just a local folder, so the demo exercises exactly the loading code the pod r
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -18,6 +15,7 @@ from typing import Any, NamedTuple, TypeVar
 import torch
 
 from . import tiny_models
+from .dirs import atomic_dir
 from .errors import ModelLoadError, PistachioError
 from .paths import resolve
 from .secrets import get_secret
@@ -49,14 +47,13 @@ def ensure_tiny(kind: str, root: str | Path | None = None) -> Path:
     stamp = {"kind": kind, "seed": tiny_models.SEED, "version": tiny_models.VERSION}
     if _read_marker(dest) == stamp:
         return dest
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tiny-{kind}.", dir=root))
     try:
-        tiny_models.build_tiny(kind, tmp)
-        (tmp / MARKER).write_text(json.dumps(stamp), encoding="utf-8")
-        _swap_into_place(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with atomic_dir(dest) as tmp:
+            tiny_models.build_tiny(kind, tmp)
+            (tmp / MARKER).write_text(json.dumps(stamp), encoding="utf-8")
+    except OSError:
+        if _read_marker(dest) != stamp:  # not a concurrent builder that finished the same model first
+            raise
     return dest
 
 
@@ -65,19 +62,6 @@ def _read_marker(folder: Path) -> dict | None:
         return json.loads((folder / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-
-
-def _swap_into_place(new: Path, dest: Path) -> None:
-    """Rename `new` to `dest`; a stale or half-built `dest` (no matching marker) is moved aside first."""
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        os.replace(dest, old)
-        shutil.rmtree(old, ignore_errors=True)
-    try:
-        os.replace(new, dest)
-    except OSError:
-        if _read_marker(dest) is None:  # not a concurrent builder that won the race
-            raise
 
 
 def resolve_model(ref: str) -> str:

@@ -1,0 +1,116 @@
+"""Resumable training states: LoRA weights, optimizer, LR schedule, every RNG and the data position.
+
+A state folder is written whole or not at all (temp folder, then rename). Resuming restores all of
+it, so N steps in one run and N/2 + N/2 across a restart give the same weights.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from peft.utils import set_peft_model_state_dict
+from safetensors.torch import load_file, save_file
+
+from ..dirs import atomic_dir
+from ..errors import InputDataError
+from ..files import read_json, write_json
+from .export import lora_state_dicts
+
+STATE_DIR = re.compile(r"^step-(\d{8})$")
+
+
+@dataclass
+class Progress:
+    """Where training stands: optimizer steps done, epoch, and the next optimizer step within the epoch."""
+
+    step: int = 0
+    epoch: int = 0
+    position: int = 0
+
+
+@dataclass
+class RngState:
+    """Every random stream the loop draws from."""
+
+    noise: torch.Generator  # noise and timesteps
+    python: random.Random  # caption shuffling
+
+    def dump(self) -> dict:
+        return {"noise": self.noise.get_state(), "python": self.python.getstate(), "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}  # fmt: skip
+
+    def load(self, saved: dict) -> None:
+        self.noise.set_state(saved["noise"])
+        self.python.setstate(saved["python"])
+        torch.set_rng_state(saved["torch"])
+        if saved["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(saved["cuda"])
+
+
+def state_path(root: Path, step: int) -> Path:
+    return root / f"step-{step:08d}"
+
+
+def save_state(root: Path, pipe, optimizer, lr_scheduler, rng: RngState, progress: Progress, params: dict) -> Path:
+    """Write `root/step-XXXXXXXX/` atomically: lora.safetensors, state.pt, params.json."""
+    with atomic_dir(state_path(root, progress.step)) as tmp:
+        flat = {f"{c}::{k}": v for c, state in lora_state_dicts(pipe).items() for k, v in state.items()}
+        save_file(flat, tmp / "lora.safetensors")
+        torch.save({"optimizer": optimizer.state_dict(), "lr_scheduler": lr_scheduler.state_dict(),
+                    "rng": rng.dump(), "progress": asdict(progress)}, tmp / "state.pt")  # fmt: skip
+        write_json(tmp / "params.json", params)
+    return state_path(root, progress.step)
+
+
+def saved_states(root: Path) -> list[Path]:
+    """Complete state folders under `root`, oldest first (temp folders never match the name)."""
+    found = [p for p in root.glob("step-*") if STATE_DIR.match(p.name) and (p / "state.pt").exists()]
+    return sorted(found)
+
+
+def find_state(root: Path, resume: str) -> Path | None:
+    """The state to resume from: None for a fresh start, the newest for 'latest', else the given folder."""
+    if not resume:
+        return None
+    if resume == "latest":
+        states = saved_states(root)
+        return states[-1] if states else None
+    path = Path(resume).expanduser()
+    if not (path / "state.pt").exists():
+        raise InputDataError(
+            f"resume: {resume!r} is not a saved training state (no state.pt there)",
+            fix=f"use 'latest', '' for a fresh start, or one of the folders in {root}",
+        )
+    return path
+
+
+def load_state(path: Path, pipe, optimizer, lr_scheduler, rng: RngState) -> Progress:
+    """Restore LoRA weights, optimizer, LR schedule and RNG from a state folder; returns the progress."""
+    flat = load_file(path / "lora.safetensors")
+    for component in {k.split("::", 1)[0] for k in flat}:
+        state = {k.split("::", 1)[1]: v for k, v in flat.items() if k.startswith(component + "::")}
+        set_peft_model_state_dict(getattr(pipe, component), state)
+    saved = torch.load(path / "state.pt", weights_only=False)
+    optimizer.load_state_dict(saved["optimizer"])
+    lr_scheduler.load_state_dict(saved["lr_scheduler"])
+    rng.load(saved["rng"])
+    return Progress(**saved["progress"])
+
+
+def saved_params(path: Path) -> dict:
+    return read_json(path / "params.json")
+
+
+def prune_states(root: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` training states (they are large: optimizer moments)."""
+    old = saved_states(root)[:-keep]
+    for path in old:
+        doomed = path.with_name(f".{path.name}.deleting")  # renamed first: never seen half-deleted
+        path.rename(doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+    return old

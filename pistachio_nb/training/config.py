@@ -1,0 +1,46 @@
+"""Checks that need the machine or the previous run, done before any weights load.
+
+Static contradictions (e.g. cached text embeddings with text-encoder training) are refused by
+`TrainingParams` itself; here: precision and optimizer vs the device found, and a resume whose
+settings would silently change the run being continued.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from ..errors import ParamsError
+
+# Settings that define the run being resumed; changing them mid-run would make the state meaningless.
+RUN_DEFINING = (
+    "base_model", "resolution", "rank", "alpha", "target_modules", "train_text_encoder", "unet_lr",
+    "text_encoder_lr", "lr_scheduler", "lr_warmup_steps", "batch_size", "gradient_accumulation", "optimizer",
+    "min_snr_gamma", "noise_offset", "seed", "caption_shuffle", "prior_preservation", "prior_loss_weight",
+)  # fmt: skip
+
+
+def check_device(p, device: str) -> None:
+    """Refuse precision/optimizer choices the device cannot run."""
+    cuda = device.startswith("cuda")
+    if p.mixed_precision == "fp16" and not cuda:
+        raise ParamsError(
+            f"mixed_precision 'fp16' on {device}: half-precision training needs a CUDA GPU",
+            fix="set mixed_precision: 'no' (or 'bf16') on this machine",
+        )
+    if p.optimizer == "adamw8bit" and not cuda:
+        raise ParamsError(f"optimizer 'adamw8bit' on {device}: bitsandbytes 8-bit Adam runs on CUDA only",
+                          fix="set optimizer: 'adamw' on this machine")  # fmt: skip
+    if p.optimizer == "adamw8bit" and importlib.util.find_spec("bitsandbytes") is None:
+        raise ParamsError("optimizer 'adamw8bit' needs the bitsandbytes package, which is not installed",
+                          fix="add bitsandbytes==<version> to requirements-pinned.txt and run make setup, or use 'adamw'")  # fmt: skip
+
+
+def check_resume(p, saved: dict, state: str) -> None:
+    """Refuse to resume a state saved with different run-defining settings, naming each difference."""
+    now = p.model_dump(mode="json")
+    diffs = [f"{k}: saved {saved.get(k)!r}, now {now[k]!r}" for k in RUN_DEFINING if saved.get(k) != now[k]]
+    if diffs:
+        raise ParamsError(
+            f"cannot resume {state}: settings differ from the run that saved it:\n  " + "\n  ".join(diffs),
+            fix="restore those settings to continue that run, or set resume: '' to start a new one",
+        )

@@ -1,0 +1,209 @@
+"""`train_lora`: validated config -> LoRA checkpoints (kohya + diffusers), curves, samples, resumable states.
+
+Runs under accelerate, so `accelerate launch` spreads it over several GPUs with no code change;
+only the main process writes files.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from diffusers.optimization import get_scheduler
+from tqdm.auto import tqdm
+
+from ..files import append_jsonl, read_jsonl, write_jsonl, write_sidecar
+from ..models import pick_device, resolve_model
+from ..paths import resolve
+from .checkpoint import Progress, RngState, load_state, prune_states, save_state
+from .data import DatasetInfo, Example, epoch_batches, tag_frequency
+from .export import adapter_configs, lora_state_dicts, save_diffusers, save_kohya
+from .features import Featurizer
+from .logs import TrainLog
+from .loss import training_loss, validation_loss
+from .prior import class_batch, class_examples
+from .sampling import fill_prompt, sample_images
+from .sdxl import add_adapters, load_for_training, trainable_parameters
+
+MANIFEST = "checkpoints.jsonl"
+WEIGHT_DTYPE = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class Run:
+    """Everything the loop carries between steps."""
+
+    p: object
+    accelerator: Accelerator
+    pipe: object
+    noise_scheduler: object
+    trained: list
+    optimizer: object
+    lr_scheduler: object
+    rng: RngState
+    featurizer: Featurizer
+    data: DatasetInfo
+    classes: list[Example]
+    out: Path
+    total_steps: int
+    started_at: str
+
+
+def steps_per_epoch(data: DatasetInfo, p) -> int:
+    """Optimizer steps in one pass over images x repeats."""
+    return math.ceil(len(epoch_batches(data.train, p.batch_size, p.seed, 0)) / p.gradient_accumulation)
+
+
+def total_steps(data: DatasetInfo, p) -> int:
+    return p.max_steps or p.epochs * steps_per_epoch(data, p)
+
+
+def _optimizer(p, pipe, trained: list):
+    groups = [{"params": trainable_parameters(trained[:1]), "lr": p.unet_lr}]
+    if p.train_text_encoder:
+        groups.append({"params": trainable_parameters(trained[1:]), "lr": p.text_encoder_lr})
+    if p.optimizer == "adamw8bit":
+        import bitsandbytes as bnb
+
+        return bnb.optim.AdamW8bit(groups)
+    return torch.optim.AdamW(groups)
+
+
+def setup_run(p, data: DatasetInfo, out: Path) -> Run:
+    """Load the base model, make class images, add adapters, build optimizer and schedule."""
+    accelerator = Accelerator(mixed_precision=p.mixed_precision, cpu=pick_device() == "cpu")
+    pipe, noise_scheduler = load_for_training(p.base_model, str(accelerator.device), WEIGHT_DTYPE[p.mixed_precision])
+    classes = []
+    if p.prior_preservation:  # with the base model, before any adapter exists
+        source = resolve(p.class_images_dir) if p.class_images_dir else None
+        classes = class_examples(pipe, data.train, out / "class_images", source, p.class_prompt,
+                                 p.num_class_images, p.seed, p.sample_steps)  # fmt: skip
+    torch.manual_seed(p.seed)  # adapter init
+    trained = add_adapters(pipe, p.rank, p.alpha, p.target_modules, p.train_text_encoder)
+    if p.gradient_checkpointing:
+        pipe.unet.enable_gradient_checkpointing()
+        for encoder in trained[1:]:
+            encoder.gradient_checkpointing_enable()
+    optimizer = accelerator.prepare(_optimizer(p, pipe, trained))
+    steps = total_steps(data, p)
+    lr_scheduler = get_scheduler(p.lr_scheduler, optimizer, num_warmup_steps=p.lr_warmup_steps, num_training_steps=steps)
+    rng = RngState(torch.Generator().manual_seed(p.seed), random.Random(p.seed))
+    featurizer = Featurizer(pipe, out / "cache", resolve_model(p.base_model), p.cache_latents,
+                            p.cache_text_embeddings, p.caption_shuffle, p.train_text_encoder, rng.python)  # fmt: skip
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    return Run(p, accelerator, pipe, noise_scheduler, trained, optimizer, lr_scheduler, rng, featurizer, data,
+               classes, out, steps, started)  # fmt: skip
+
+
+def _micro_loss(run: Run, examples: list[Example], step: int) -> torch.Tensor:
+    p, device = run.p, run.accelerator.device
+    with run.accelerator.autocast():
+        batch = run.featurizer.batch(examples, device)
+        loss = training_loss(run.pipe.unet, run.noise_scheduler, batch, run.rng.noise, p.noise_offset, p.min_snr_gamma)
+        if run.classes:
+            prior = run.featurizer.batch(class_batch(run.classes, examples[0].size, len(examples), step), device)
+            loss = loss + p.prior_loss_weight * training_loss(
+                run.pipe.unet, run.noise_scheduler, prior, run.rng.noise, p.noise_offset, p.min_snr_gamma)
+    return loss
+
+
+def _optimizer_step(run: Run, group: list[list[int]], step: int) -> float:
+    """Accumulate gradients over the micro-batches of `group`, then one optimizer + LR step."""
+    total = 0.0
+    for indices in group:
+        loss = _micro_loss(run, [run.data.train[i] for i in indices], step) / len(group)
+        run.accelerator.backward(loss)
+        total += loss.item()
+    if run.p.max_grad_norm > 0:
+        run.accelerator.clip_grad_norm_(trainable_parameters(run.trained), run.p.max_grad_norm)
+    run.optimizer.step()
+    run.lr_scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return total
+
+
+def _validate(run: Run) -> float | None:
+    """Mean holdout loss at fixed timesteps and noise (None without validation images)."""
+    if not run.data.validation:
+        return None
+    with run.accelerator.autocast():
+        losses = [validation_loss(run.pipe.unet, run.noise_scheduler, run.featurizer.batch([ex], run.accelerator.device),
+                                  seed=run.p.seed + i) for i, ex in enumerate(run.data.validation)]  # fmt: skip
+    return sum(losses) / len(losses)
+
+
+def _ss_info(run: Run, progress: Progress) -> dict:
+    p = run.p
+    return {
+        "base_model_version": "sdxl_base_v1-0", "network_module": "networks.lora", "network_dim": p.rank,
+        "network_alpha": p.alpha, "sd_model_name": p.base_model, "output_name": p.output_name,
+        "steps": progress.step, "max_train_steps": run.total_steps, "epoch": progress.epoch,
+        "training_started_at": run.started_at, "resolution": f"({p.resolution},{p.resolution})",
+        "num_train_images": len(run.data.train), "learning_rate": p.unet_lr, "unet_lr": p.unet_lr,
+        "text_encoder_lr": p.text_encoder_lr if p.train_text_encoder else 0, "lr_scheduler": p.lr_scheduler,
+        "lr_warmup_steps": p.lr_warmup_steps, "optimizer": p.optimizer, "mixed_precision": p.mixed_precision,
+        "seed": p.seed, "noise_offset": p.noise_offset, "min_snr_gamma": p.min_snr_gamma,
+        "batch_size_per_device": p.batch_size, "gradient_accumulation_steps": p.gradient_accumulation,
+        "trigger": run.data.trigger, "training_comment": f"trigger word: {run.data.trigger}",
+        "tag_frequency": tag_frequency(run.data.train),
+    }  # fmt: skip
+
+
+def _checkpoint(run: Run, progress: Progress, val_loss: float | None, train_loss: float) -> dict:
+    """Save the resumable state, both LoRA formats and the sample images; returns the manifest row."""
+    p, out, name = run.p, run.out, f"step-{progress.step:08d}"
+    save_state(out / "state", run.pipe, run.optimizer, run.lr_scheduler, run.rng, progress, run.p.model_dump(mode="json"))
+    prune_states(out / "state", p.keep_checkpoints)
+    states, dtype = lora_state_dicts(run.pipe), WEIGHT_DTYPE[p.mixed_precision]
+    kohya = save_kohya(out / f"{p.output_name}-{name}.safetensors", states, p.alpha, dtype, _ss_info(run, progress))
+    write_sidecar(kohya, p, step=progress.step)
+    diffusers_dir = save_diffusers(out / "diffusers" / name, states, adapter_configs(run.pipe), dtype)
+    prompts = [fill_prompt(x, run.data.trigger) for x in p.sample_prompts]
+    samples = sample_images(run.pipe, prompts, p.sample_seeds, p.resolution, p.sample_steps, p.sample_guidance,
+                            out / "samples" / name)  # fmt: skip
+    return {"step": progress.step, "epoch": progress.epoch, "kohya": str(kohya), "diffusers": str(diffusers_dir),
+            "train_loss": train_loss, "val_loss": val_loss, "samples": samples}  # fmt: skip
+
+
+def resume_or_start(run: Run, state: Path | None) -> Progress:
+    """Restore a saved state, or start fresh; the manifest keeps only rows up to the resumed step."""
+    progress = load_state(state, run.pipe, run.optimizer, run.lr_scheduler, run.rng) if state else Progress()
+    rows = [r for r in read_jsonl(run.out / MANIFEST) if r["step"] <= progress.step] if state else []
+    write_jsonl(run.out / MANIFEST, rows)
+    return progress
+
+
+def run_loop(run: Run, progress: Progress, log: TrainLog) -> None:
+    p, acc = run.p, run.accelerator
+    recent: list[float] = []
+    bar = tqdm(total=run.total_steps, initial=progress.step, desc="training", disable=not acc.is_main_process)
+    while progress.step < run.total_steps:
+        batches = epoch_batches(run.data.train, p.batch_size, p.seed, progress.epoch)[acc.process_index :: acc.num_processes]
+        groups = [batches[i : i + p.gradient_accumulation] for i in range(0, len(batches), p.gradient_accumulation)]
+        while progress.position < len(groups) and progress.step < run.total_steps:
+            t0 = time.perf_counter()
+            loss = _optimizer_step(run, groups[progress.position], progress.step)
+            progress.position, progress.step = progress.position + 1, progress.step + 1
+            recent.append(loss)
+            lrs = run.lr_scheduler.get_last_lr()
+            log.train({"step": progress.step, "epoch": progress.epoch, "loss": loss, "lr_unet": lrs[0],
+                       "lr_text": lrs[1] if len(lrs) > 1 else 0.0, "seconds": time.perf_counter() - t0})  # fmt: skip
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}")
+            save = progress.step % p.checkpoint_every == 0 or progress.step == run.total_steps
+            val = _validate(run) if (progress.step % p.validation_every == 0 or save) else None
+            if val is not None:
+                log.validation(progress.step, val)
+            if save and acc.is_main_process:
+                row = _checkpoint(run, progress, val, sum(recent) / len(recent))
+                append_jsonl(run.out / MANIFEST, row)
+                recent.clear()
+        if progress.position >= len(groups):
+            progress.epoch, progress.position = progress.epoch + 1, 0
+    bar.close()

@@ -1,0 +1,70 @@
+"""SDXL specifics for training: load the pipeline once, add LoRA adapters, encode images and captions.
+
+Follows what the SDXL pipeline itself does at inference (penultimate hidden states of both CLIP
+encoders concatenated, the second encoder's pooled projection), so training and sampling agree.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import DDPMScheduler
+from peft import LoraConfig
+
+from ..models import load_sdxl_pipeline
+
+TEXT_ENCODER_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+
+
+def load_for_training(base_model: str, device: str, weight_dtype: torch.dtype):
+    """The base pipeline with every weight frozen (VAE in fp32, it overflows in fp16) and a DDPM noise schedule."""
+    pipe = load_sdxl_pipeline(base_model, device=device, dtype=weight_dtype)
+    if pipe.vae.dtype != torch.float32:
+        pipe.vae.to(dtype=torch.float32)
+    for module in (pipe.unet, pipe.vae, pipe.text_encoder, pipe.text_encoder_2):
+        module.requires_grad_(False)
+    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    return pipe, noise_scheduler
+
+
+def lora_config(rank: int, alpha: float, targets: list[str]) -> LoraConfig:
+    """Gaussian-initialised down, zero up: the adapter starts as an exact no-op."""
+    return LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=list(targets))
+
+
+def add_adapters(pipe, rank: int, alpha: float, unet_targets: list[str], text_encoders: bool) -> list[torch.nn.Module]:
+    """Add LoRA adapters (fp32 trainable weights) and return the modules that now train."""
+    pipe.unet.add_adapter(lora_config(rank, alpha, unet_targets))
+    trained = [pipe.unet]
+    if text_encoders:
+        for encoder in (pipe.text_encoder, pipe.text_encoder_2):
+            encoder.add_adapter(lora_config(rank, alpha, TEXT_ENCODER_TARGETS))
+            trained.append(encoder)
+    for module in trained:
+        for param in module.parameters():
+            if param.requires_grad:
+                param.data = param.data.float()
+    return trained
+
+
+def trainable_parameters(modules: list[torch.nn.Module]) -> list[torch.nn.Parameter]:
+    return [p for m in modules for p in m.parameters() if p.requires_grad]
+
+
+def encode_captions(pipe, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prompt_embeds (B, 77, d1+d2), pooled (B, d2)) exactly as the SDXL pipeline builds them."""
+    hidden, pooled = [], None
+    for tokenizer, encoder in ((pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)):
+        ids = tokenizer(
+            captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        ).input_ids.to(encoder.device)
+        out = encoder(ids, output_hidden_states=True)
+        hidden.append(out.hidden_states[-2])
+        pooled = out[0]  # the projected pooled output of the second encoder is the one SDXL uses
+    return torch.cat(hidden, dim=-1), pooled
+
+
+@torch.no_grad()
+def encode_latents(pipe, pixels: torch.Tensor) -> torch.Tensor:
+    """VAE latents of (B, 3, H, W) pixels in [-1, 1]: the distribution mean, scaled (deterministic)."""
+    vae = pipe.vae
+    return vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist.mean * vae.config.scaling_factor

@@ -1,0 +1,99 @@
+"""Estimate GPU memory for a training config before loading any weights, and warn when it will not fit.
+
+Parameter counts come from the model configs instantiated on the meta device (no weights read);
+activation memory is scaled from a measured reference, so treat the total as +-25%.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+GB = 1024**3
+BYTES = {"no": 4, "fp16": 2, "bf16": 2}
+# Reference: SDXL UNet (2.57e9 params), 1024x1024, batch 1, fp16 autocast, activations kept for backward.
+REF_UNET_PARAMS, REF_PIXELS = 2.567e9, 1024 * 1024
+REF_ACTIVATION_GB = {False: 9.0, True: 2.5}  # without / with gradient checkpointing
+OVERHEAD_GB = 0.6  # CUDA context, cuBLAS workspace, allocator fragmentation
+
+
+@dataclass
+class VramPlan:
+    """The estimate as a table, the total, and the GPU it was compared with."""
+
+    table: pd.DataFrame
+    total_gb: float
+    gpu_gb: float | None
+
+    @property
+    def fits(self) -> bool | None:
+        return None if self.gpu_gb is None else self.total_gb <= self.gpu_gb
+
+    @property
+    def message(self) -> str:
+        if self.gpu_gb is None:
+            return f"estimated {self.total_gb:.2f} GB of GPU memory; no CUDA GPU here, training runs on the CPU"
+        if self.fits:
+            return f"estimated {self.total_gb:.2f} GB fits the GPU's {self.gpu_gb:.1f} GB"
+        return (f"WARNING: estimated {self.total_gb:.2f} GB exceeds the GPU's {self.gpu_gb:.1f} GB: enable "
+                "gradient_checkpointing / cache_latents / cache_text_embeddings, lower batch_size or rank, or use adamw8bit")  # fmt: skip
+
+
+def meta_counts(resolved: str, rank: int, unet_targets: list[str], text_targets: list[str]) -> dict[str, int]:
+    """Parameter counts of each component and of its LoRA adapters, from configs only."""
+    from accelerate import init_empty_weights
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import AutoConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    with init_empty_weights():
+        modules = {
+            "unet": UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(resolved, subfolder="unet")),
+            "vae": AutoencoderKL.from_config(AutoencoderKL.load_config(resolved, subfolder="vae")),
+            "text_encoder": CLIPTextModel(AutoConfig.from_pretrained(resolved, subfolder="text_encoder")),
+            "text_encoder_2": CLIPTextModelWithProjection(AutoConfig.from_pretrained(resolved, subfolder="text_encoder_2")),
+        }  # fmt: skip
+    counts = {name: sum(p.numel() for p in m.parameters()) for name, m in modules.items()}
+    for name, targets in (("unet", unet_targets), ("text_encoders", text_targets)):
+        owners = [modules["unet"]] if name == "unet" else [modules["text_encoder"], modules["text_encoder_2"]]
+        counts[f"lora_{name}"] = sum(
+            rank * (layer.in_features + layer.out_features)
+            for owner in owners for path, layer in owner.named_modules()
+            if isinstance(layer, torch.nn.Linear) and any(path == t or path.endswith("." + t) for t in targets)
+        )  # fmt: skip
+    return counts
+
+
+def plan_vram(counts: dict[str, int], *, resolution: int, batch_size: int, mixed_precision: str,
+              gradient_checkpointing: bool, cache_latents: bool, cache_text_embeddings: bool,
+              train_text_encoder: bool, optimizer: str, gpu_gb: float | None) -> VramPlan:  # fmt: skip
+    """The memory table for one config; `gpu_gb` None means no GPU to compare with."""
+    wbytes = BYTES[mixed_precision]
+    lora = counts["lora_unet"] + (counts["lora_text_encoders"] if train_text_encoder else 0)
+    state_bytes = 2 if optimizer == "adamw8bit" else 8  # two moments, 1 or 4 bytes each
+    act_scale = batch_size * resolution**2 / REF_PIXELS * counts["unet"] / REF_UNET_PARAMS
+    text = counts["text_encoder"] + counts["text_encoder_2"]
+    rows = [
+        ("UNet weights (frozen)", counts["unet"] * wbytes, f"{counts['unet']:,} params x {wbytes} B"),
+        ("text encoders", 0 if cache_text_embeddings else text * wbytes,
+         "freed: embeddings cached" if cache_text_embeddings else f"{text:,} params x {wbytes} B"),
+        ("VAE (fp32)", 0 if cache_latents else counts["vae"] * 4,
+         "freed: latents cached" if cache_latents else f"{counts['vae']:,} params x 4 B"),
+        ("LoRA weights + grads (fp32)", lora * 8, f"{lora:,} params x (4 + 4) B"),
+        ("optimizer state", lora * state_bytes, f"{optimizer}: {state_bytes} B per LoRA param"),
+        ("activations", REF_ACTIVATION_GB[gradient_checkpointing] * act_scale * GB * (wbytes / 2),
+         f"{REF_ACTIVATION_GB[gradient_checkpointing]} GB at SDXL 1024px batch 1 fp16, scaled by batch x pixels x UNet size"),
+        ("overhead", OVERHEAD_GB * GB, "CUDA context, workspaces, fragmentation"),
+    ]  # fmt: skip
+    table = pd.DataFrame([(n, round(b / GB, 3), why) for n, b, why in rows], columns=["component", "GB", "assumption"])
+    total = float(table["GB"].sum())
+    table.loc[len(table)] = ["total", round(total, 3), "estimate, +-25%"]
+    return VramPlan(table, total, gpu_gb)
+
+
+def gpu_memory_gb() -> float | None:
+    """Total memory of the first CUDA GPU, None without one."""
+    if not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_properties(0).total_memory / GB
