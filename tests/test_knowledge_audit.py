@@ -4,8 +4,10 @@ the audited folder untouched, the git history reproducible and bad inputs refuse
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 
+import pandas as pd
 import pytest
 
 from pistachio_nb.errors import InputDataError, ParamsError
@@ -112,6 +114,29 @@ def test_disposition_suggests_actions_and_exports_markdown(demo):
     assert "## Duplicates" in report and "LEARNINGS.md:" in report.split("## Duplicates")[1]
     written = {p.name for p in audit.out_dir.iterdir()}
     assert {"budget.png", "growth.png", "disposition.csv", "duplicates.csv", "report.md.params.json"} <= written
+
+
+def check_demo_outputs(ws, rendered: str) -> None:
+    """The 07_knowledge_audit check for tests/test_notebooks.py CHECKS: planted problems found, clean file kept."""
+    out = ws / "knowledge_audit"
+    action = pd.read_csv(out / "disposition.csv").set_index("file")["action"]
+    assert action["kb/pod_checklist.md"] == "skip until filled" and action[CLEAN] == "keep"
+    assert action["kb/ComfyUI.md"] == "merge into kb/comfyui.md" and action["docs/pod_notes_2024.md"] == "archive"
+    assert "LEARNINGS.md:" in " ".join(pd.read_csv(out / "duplicates.csv")["spans"])
+    assert len(pd.read_csv(out / "growth.csv")) == len(COMMITS)
+    assert (out / "budget.png").stat().st_size > 10_000 and "## Disposition" in (out / "report.md").read_text()
+    assert rendered.count('"image/png"') >= 2 and "Traceback" not in rendered  # budget and growth charts shown
+
+
+def test_demo_output_check_accepts_the_audit_and_rejects_a_wrong_disposition(demo, tmp_path):
+    p, audit, _ = demo
+    rendered = '"image/png" "image/png"'
+    check_demo_outputs(p.workspace, rendered)
+    shutil.copytree(audit.out_dir, tmp_path / "knowledge_audit")
+    csv = tmp_path / "knowledge_audit" / "disposition.csv"
+    csv.write_text(csv.read_text().replace("skip until filled", "keep"))
+    with pytest.raises(AssertionError):
+        check_demo_outputs(tmp_path, rendered)
 
 
 def test_demo_history_is_reproducible(tmp_path, demo):
