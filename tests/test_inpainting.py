@@ -96,7 +96,7 @@ def test_inpaint_changes_only_the_masked_area_and_writes_a_sidecar(values, pipe,
     assert pixels_changed(saved, result.image) == 0
     side = read_json(f"{result.path}.params.json")
     assert side["params"]["strength"] == p.strength and side["params"]["lora"] == values["lora"]
-    assert side["crop_box"] == list(result.crop.box) and len(side["inputs"]["image_sha256"]) == 64
+    assert side["crop_box"] == list(result.crop.box) and len(side["input_sha256"]["image"]) == 64
     whole = (0, 0, *original.size)
     assert (result.crop.box == whole) != only_masked
 
@@ -114,8 +114,15 @@ def test_sidecar_refuses_a_changed_input_picture(values, pipe, tmp_path):
     copy.write_bytes(open(values["image"], "rb").read())
     result = inpaint(params(values, image=str(copy)), pipe=pipe)
     Image.new("RGB", (96, 80), (1, 2, 3)).save(copy)
-    with pytest.raises(InputDataError, match="changed since"):
+    with pytest.raises(InputDataError, match="input image changed since"):
         reproduce(f"{result.path}.params.json", pipe)
+
+
+def test_results_with_other_params_never_overwrite_and_reruns_are_idempotent(values, pipe):
+    first = inpaint(params(values), pipe=pipe).path
+    assert inpaint(params(values), pipe=pipe).path == first
+    assert inpaint(params(values, prompt="pstchio character, red hair"), pipe=pipe).path != first
+    assert len(list(first.parent.glob("*.png"))) == 2
 
 
 def test_lora_scale_changes_the_result(values, pipe):
@@ -164,11 +171,13 @@ def test_dedicated_inpainting_checkpoint_with_a_9_channel_unet(values, tmp_path)
     """An SDXL inpainting checkpoint (UNet sees latents + mask + masked picture) loads and runs through the same path."""
     from diffusers import UNet2DConditionModel
 
+    from diffusers import StableDiffusionXLInpaintPipeline
+
     base = load_sdxl_pipeline("tiny:sdxl", "cpu")
-    config = {**base.unet.config, "in_channels": 9}
     torch.manual_seed(0)
-    base.unet = UNet2DConditionModel.from_config(config)
-    base.save_pretrained(tmp_path / "tiny-inpainting")
+    unet9 = UNet2DConditionModel.from_config({**base.unet.config, "in_channels": 9})
+    StableDiffusionXLInpaintPipeline.from_pipe(base, unet=unet9).save_pretrained(tmp_path / "tiny-inpainting")
+    assert json.loads((tmp_path / "tiny-inpainting" / "model_index.json").read_text())["_class_name"] == "StableDiffusionXLInpaintPipeline"
     p = params(values, model=str(tmp_path / "tiny-inpainting"), lora="none")
     pipe9 = load_pipeline(prepare(p).params, "cpu")
     assert pipe9.unet.config.in_channels == 9

@@ -9,7 +9,7 @@ from PIL import Image
 from pistachio_nb.demo_data import draw_scene
 from pistachio_nb.errors import ParamsError
 from pistachio_nb.inpainting.masks import MaskError, build_masks, feather, grow, load_mask_file, regions_mask
-from pistachio_nb.inpainting.paste import crop_for_model, paste_back, plan_crop, work_size
+from pistachio_nb.inpainting.paste import crop_for_model, paste_back, plan_crop, widen, work_size
 from pistachio_nb.inpainting.views import overlay, pixels_changed
 from pistachio_nb.params import InpaintingParams, MaskRegion
 
@@ -128,3 +128,13 @@ def test_only_masked_crop_is_padded_box_at_native_resolution():
     assert plan_crop(mask, True, padding=500, native=64).box == (0, 0, 400, 300)  # clipped to the image
     assert plan_crop(mask, False, padding=20, native=64).box == (0, 0, 400, 300)
     assert work_size((1000, 1000), 1024) == (1024, 1024)
+
+
+def test_thin_crops_are_widened_with_context_to_a_workable_aspect():
+    assert widen((100, 100, 400, 120), (1000, 800)) == (100, 35, 400, 185)  # 300x20 -> 300x150, centred
+    assert widen((0, 0, 40, 300), (1000, 800)) == (0, 0, 150, 300)  # at the edge: shifted inside
+    assert widen((10, 10, 50, 50), (1000, 800)) == (10, 10, 50, 50)  # square: unchanged
+    assert widen((0, 390, 1000, 400), (1000, 400)) == (0, 0, 1000, 400)  # cannot exceed the image
+    mask = regions_mask((1000, 800), [region(box=(100, 100, 400, 120), units="pixels")])
+    w, h = plan_crop(mask, True, padding=0, native=1024, multiple=32).work_size
+    assert w / h <= 2.1 and w % 32 == 0 and h % 32 == 0

@@ -49,6 +49,11 @@ def native_resolution(pipe) -> int:
     return int(pipe.unet.config.sample_size * pipe.vae_scale_factor)
 
 
+def size_multiple(pipe) -> int:
+    """Side multiple the UNet divides cleanly: VAE factor x 2 per UNet downsampling (32 for SDXL)."""
+    return int(pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.block_out_channels) - 1))
+
+
 def load_lora(pipe, lora_file: str | Path) -> None:
     """Load the character LoRA (kohya or diffusers keys) into the pipeline as adapter `character`."""
     path = Path(lora_file)

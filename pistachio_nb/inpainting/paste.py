@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom (right/bottom exclusive, like PIL)
+MAX_ASPECT = 2.0  # a thinner crop is widened with context: SDXL does poorly far from square
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,24 @@ def padded_box(mask: Image.Image, padding: int) -> Box:
     return max(0, x0 - padding), max(0, y0 - padding), min(w, x1 + padding), min(h, y1 + padding)
 
 
+def widen(box: Box, size: tuple[int, int], max_aspect: float = MAX_ASPECT) -> Box:
+    """Grow the short side of `box` (centred, clipped to the image) until its aspect is at most `max_aspect`."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    if w > max_aspect * h:
+        y0, y1 = _grow_span(y0, y1, round(w / max_aspect), size[1])
+    elif h > max_aspect * w:
+        x0, x1 = _grow_span(x0, x1, round(h / max_aspect), size[0])
+    return x0, y0, x1, y1
+
+
+def _grow_span(lo: int, hi: int, want: int, limit: int) -> tuple[int, int]:
+    """Span [lo, hi) grown to `want` pixels around its centre, shifted/clipped to [0, limit)."""
+    want = min(want, limit)
+    lo = min(max(0, (lo + hi - want) // 2), limit - want)
+    return lo, lo + want
+
+
 def work_size(box_size: tuple[int, int], native: int, multiple: int = 8) -> tuple[int, int]:
     """Same aspect as the box with about `native`^2 pixels, sides a multiple of `multiple` (the VAE's factor)."""
     w, h = box_size
@@ -47,7 +66,7 @@ def work_size(box_size: tuple[int, int], native: int, multiple: int = 8) -> tupl
 
 def plan_crop(mask: Image.Image, only_masked: bool, padding: int, native: int, multiple: int = 8) -> Crop:
     """The crop to inpaint: the padded mask box (only-masked mode) or the whole image, at model resolution."""
-    box = padded_box(mask, padding) if only_masked else (0, 0, *mask.size)
+    box = widen(padded_box(mask, padding), mask.size) if only_masked else (0, 0, *mask.size)
     return Crop(box, work_size((box[2] - box[0], box[3] - box[1]), native, multiple))
 
 

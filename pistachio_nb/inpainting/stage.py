@@ -12,14 +12,14 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ..errors import InputDataError
 from ..evaluation import read_recommendation
 from ..files import atomic_path, read_json, read_jsonl, write_sidecar
 from ..params import InpaintingParams
 from ..paths import resolve
-from .diffusers_inpaint import Sampling, load_inpaint_pipeline, load_lora, native_resolution, run_pipeline
+from .diffusers_inpaint import Sampling, load_inpaint_pipeline, load_lora, native_resolution, run_pipeline, size_multiple
 from .masks import Masks, build_masks
 from .paste import Crop, crop_for_model, paste_back, plan_crop
 
@@ -78,7 +78,7 @@ def load_image(path: Path) -> Image.Image:
     """The picture as RGB, with a clear error for an unreadable file."""
     try:
         with Image.open(path) as im:
-            return im.convert("RGB")
+            return ImageOps.exif_transpose(im).convert("RGB")  # upright, as viewers show it and masks are drawn
     except OSError as err:
         raise InputDataError(f"image {path}: cannot read it ({err})", fix="give a PNG or JPEG picture") from None
 
@@ -89,7 +89,8 @@ def prepare(p: InpaintingParams) -> Job:
     image = load_image(image_path)
     masks = build_masks(image.size, p.mask_regions, resolve(p.mask_file) if p.mask_file else None,
                         p.resize_mask, p.mask_grow, p.mask_feather)  # fmt: skip
-    concrete = p.model_copy(update={"image": str(image_path), "lora": str(lora) if lora else "none"})
+    concrete = p.model_copy(update={"image": str(image_path), "lora": str(lora) if lora else "none",
+                                    "mask_file": str(resolve(p.mask_file)) if p.mask_file else ""})  # fmt: skip
     return Job(concrete, image, masks)
 
 
@@ -108,7 +109,7 @@ def sampling(p: InpaintingParams) -> Sampling:
 def crop_plan(pipe, job: Job) -> Crop:
     """The crop the model works on: the padded mask box (only_masked) or the whole picture, at native resolution."""
     p = job.params
-    return plan_crop(job.masks.soft, p.only_masked, p.crop_padding, native_resolution(pipe), pipe.vae_scale_factor)
+    return plan_crop(job.masks.soft, p.only_masked, p.crop_padding, native_resolution(pipe), size_multiple(pipe))
 
 
 def inpaint_image(pipe, job: Job) -> tuple[Image.Image, Crop]:
@@ -122,8 +123,15 @@ def inpaint_image(pipe, job: Job) -> tuple[Image.Image, Crop]:
 
 
 def output_name(p: InpaintingParams) -> str:
-    """`<image stem>-seed<seed>-str<strength>-lora<scale>.png`: the knobs a reader compares, in the name."""
-    return f"{Path(p.image).stem}-seed{p.seed}-str{p.strength:g}-lora{p.lora_scale:g}.png"
+    """`<stem>-seed<seed>-str<strength>-lora<scale>-<params hash>.png`: the knobs in the name; other changes never overwrite."""
+    digest = hashlib.sha256(p.model_dump_json().encode()).hexdigest()[:8]
+    return f"{Path(p.image).stem}-seed{p.seed}-str{p.strength:g}-lora{p.lora_scale:g}-{digest}.png"
+
+
+def input_hashes(p: InpaintingParams) -> dict[str, str | None]:
+    """sha256 of every input file of concrete params (picture, LoRA, mask file): what a reproduction must match."""
+    files = {"image": p.image, "lora": None if p.lora == "none" else p.lora, "mask_file": p.mask_file or None}
+    return {name: sha256(path) if path else None for name, path in files.items()}
 
 
 def save_result(image: Image.Image, folder: Path, job: Job, crop: Crop, **extra) -> Path:
@@ -135,9 +143,7 @@ def save_result(image: Image.Image, folder: Path, job: Job, crop: Crop, **extra)
     dest = folder / output_name(p)
     with atomic_path(dest) as tmp:
         image.save(tmp, format="PNG")
-    inputs = {"image_sha256": sha256(p.image), "lora_sha256": sha256(p.lora) if p.lora != "none" else None,
-              "mask_file_sha256": sha256(resolve(p.mask_file)) if p.mask_file else None}  # fmt: skip
-    write_sidecar(dest, p, inputs=inputs, crop_box=list(crop.box), work_size=list(crop.work_size),
+    write_sidecar(dest, p, input_sha256=input_hashes(p), crop_box=list(crop.box), work_size=list(crop.work_size),
                   versions={"diffusers": diffusers.__version__, "torch": torch.__version__}, **extra)  # fmt: skip
     return dest
 
@@ -151,10 +157,14 @@ def inpaint(p: InpaintingParams, pipe=None, job: Job | None = None) -> Result:
 
 
 def reproduce(sidecar: str | Path, pipe=None) -> Image.Image:
-    """Re-run the inpainting a sidecar describes (same params, same seed) and return the picture, without saving."""
+    """Re-run the inpainting a sidecar describes and return the picture, without saving.
+
+    A `pipe` passed in must hold the sidecar's model and LoRA; input files that changed since are refused.
+    """
     data = read_json(sidecar)
-    p = InpaintingParams.validate_values(data["params"], where=str(sidecar))
-    job = prepare(p)
-    if sha256(job.params.image) != data["inputs"]["image_sha256"]:
-        raise InputDataError(f"{job.params.image} changed since {sidecar} was written", fix="restore the original picture")
+    job = prepare(InpaintingParams.validate_values(data["params"], where=str(sidecar)))
+    changed = [name for name, digest in input_hashes(job.params).items() if digest != data["input_sha256"][name]]
+    if changed:
+        raise InputDataError(f"{sidecar}: input {', '.join(changed)} changed since the result was made",
+                             fix="restore the original file(s); the sidecar's params name them")
     return inpaint_image(pipe or load_pipeline(job.params), job)[0]
