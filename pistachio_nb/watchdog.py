@@ -7,6 +7,7 @@ script should `exec` it, or the real server outlives its killed parent).
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import subprocess
 import sys
@@ -41,13 +42,22 @@ class WatchdogConfig:
     stderr_lines: int = 40          # stderr lines kept per crash
 
 
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM if the watchdog itself is killed, so no orphan keeps the port and VRAM."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: an orphan is possible if the watchdog is SIGKILLed
+
+
 class Child:
     """The one process the watchdog owns, with a rolling tail of its stderr (also echoed to ours)."""
 
     def __init__(self, command: list[str], tail_lines: int) -> None:
         self.started = time.monotonic()
         self.tail: deque[str] = deque(maxlen=tail_lines)
-        self.proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1)
+        self.proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1,
+                                     preexec_fn=_die_with_parent)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 

@@ -121,3 +121,25 @@ def test_cli_watchdog_restarts_logs_in_workspace_and_stops_on_sigterm(tmp_path):
     assert read_jsonl(log)[0]["exit_code"] == 3
     assert not answers(f"http://127.0.0.1:{port}", 0.5)  # its child went down with it
     assert "restarting in" in proc.stderr.read()
+
+
+def test_child_dies_when_the_watchdog_is_killed(tmp_path):
+    """If the watchdog itself is SIGKILLed (OOM killer), its ComfyUI must not live on holding the port and VRAM."""
+    import signal
+    import subprocess
+
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time\n"
+        "from pistachio_nb.watchdog import _die_with_parent\n"
+        "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], preexec_fn=_die_with_parent)\n"
+        "print(c.pid, flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(10)
+
+    def gone() -> bool:
+        try:
+            return open(f"/proc/{child}/stat").read().split()[2] == "Z"
+        except FileNotFoundError:
+            return True
+    assert wait_for(gone, 10)
