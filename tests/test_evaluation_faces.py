@@ -73,6 +73,6 @@ def test_no_reference_face_gives_no_identity(photos, embedder):
 
 def test_embedder_choice_errors_name_the_setting():
     with pytest.raises(ModelLoadError, match="insightface"):
-        load_face_embedder("arcface:buffalo_l")  # insightface is a pod-only package
+        load_face_embedder("arcface:antelopev2")  # insightface is a pod-only package
     with pytest.raises(ModelLoadError, match="unknown face_embedder"):
         load_face_embedder("dlib")

@@ -71,8 +71,8 @@ class ComparisonResult:
 def plan_comparison(p: CheckpointsParams) -> Plan:
     """Find checkpoints, reference and training photos and prompts; lay out the grid. No model loads here."""
     ws, out = p.ws, p.ws.comparison
-    checkpoints = ([BASE] if p.include_base else []) + find_checkpoints(ws.root, p.checkpoints_glob)
     dataset = read_dataset(ws.root)
+    checkpoints = ([BASE] if p.include_base else []) + find_checkpoints(ws.root, p.checkpoints_glob)
     prompts = build_prompts(dataset, p.holdout_prompts, p.context_prompts, p.trigger, p.class_word)
     settings = SamplerSettings(p.base_model, p.width, p.height, p.steps, p.guidance_scale, p.negative_prompt)
     grid = plan_grid(checkpoints, prompts, p.seeds, p.lora_scales, settings, out / "images")

@@ -84,7 +84,11 @@ class SFaceEmbedder:
 
 
 class ArcFaceEmbedder:
-    """InsightFace's detector + ArcFace recognizer from a model pack (e.g. `buffalo_l`, as InstantID uses)."""
+    """InsightFace's detector + ArcFace recognizer from a model pack (InstantID uses `antelopev2`).
+
+    `pack` is a pack name under `~/.insightface/models/`, or the path of a pack folder (e.g. ComfyUI's
+    `models/insightface/models/antelopev2`), so the pod's existing copy is used and nothing downloads.
+    """
 
     name = "arcface"
 
@@ -96,7 +100,9 @@ class ArcFaceEmbedder:
                 f"face_embedder 'arcface:{pack}' needs the insightface package, which is not installed",
                 fix="use face_embedder: sface, or install insightface on the pod (it comes with InstantID)",
             ) from err
-        self._app = FaceAnalysis(name=pack, allowed_modules=["detection", "recognition"])
+        folder = Path(pack).expanduser()
+        where = {"root": str(folder.parent.parent)} if folder.is_dir() else {}
+        self._app = FaceAnalysis(name=folder.name, allowed_modules=["detection", "recognition"], **where)
         self._app.prepare(ctx_id=0 if device.startswith("cuda") else -1)
 
     def embed(self, image: Image.Image) -> Face | None:
@@ -109,13 +115,13 @@ class ArcFaceEmbedder:
 
 
 def load_face_embedder(spec: str, device: str = "cpu") -> FaceEmbedder:
-    """`sface` or `arcface:<insightface pack>` -> an embedder."""
+    """`sface` or `arcface:<insightface pack name or folder>` -> an embedder."""
     kind, _, pack = spec.partition(":")
     if kind == "sface":
         return SFaceEmbedder()
     if kind == "arcface":
-        return ArcFaceEmbedder(pack or "buffalo_l", device)
-    raise ModelLoadError(f"unknown face_embedder {spec!r}", fix="use 'sface' or 'arcface:buffalo_l'")
+        return ArcFaceEmbedder(pack or "antelopev2", device)
+    raise ModelLoadError(f"unknown face_embedder {spec!r}", fix="use 'sface' or 'arcface:antelopev2'")
 
 
 def embed_faces(embedder: FaceEmbedder, images: Sequence[Image.Image]) -> list[Face | None]:

@@ -65,6 +65,18 @@ def _generate_one(pipe, row, settings: SamplerSettings):
                 generator=generator).images[0]
 
 
+def _load_lora(pipe, path: Path, adapter: str) -> None:
+    """Load a LoRA file as a named adapter, quieting diffusers' per-file note that a UNet-only LoRA has no text-encoder keys."""
+    from diffusers.utils import logging as diffusers_logging
+
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()
+    try:
+        pipe.load_lora_weights(str(path), adapter_name=adapter)
+    finally:
+        diffusers_logging.set_verbosity(level)
+
+
 def generate_grid(plan: pd.DataFrame, settings: SamplerSettings, device: str | None = None) -> pd.DataFrame:
     """Generate every planned image whose file is missing; returns `plan` with a `cached` column.
 
@@ -78,7 +90,7 @@ def generate_grid(plan: pd.DataFrame, settings: SamplerSettings, device: str | N
         for path, group in todo.groupby("path", dropna=False, sort=False):
             adapter = None if pd.isna(path) else "ckpt"
             if adapter:
-                pipe.load_lora_weights(str(path), adapter_name=adapter)
+                _load_lora(pipe, path, adapter)
             for row in group.itertuples():
                 if adapter:
                     pipe.set_adapters([adapter], [float(row.scale)])

@@ -24,10 +24,12 @@ def grid_figure(grid: pd.DataFrame, seed: int, scale: float | None = None):
     """Rows = checkpoints (base first), columns = prompts, for one seed and LoRA scale (base always shown)."""
     scale = grid.loc[grid["scale"] > 0, "scale"].iloc[0] if scale is None and (grid["scale"] > 0).any() else scale
     pick = grid[(grid["seed"] == seed) & ((grid["scale"] == scale) | (grid["path"].isna()))]
+    prompts = pick.drop_duplicates("prompt_id")  # columns in prompt order, labelled with the prompt's start
     table = pick.pivot_table(index=["step", "checkpoint"], columns="prompt_id", values="file", aggfunc="first")
-    rows = [[table.loc[idx, c] for c in table.columns] for idx in table.index]
+    rows = [[table.loc[idx, c] for c in prompts["prompt_id"]] for idx in table.index]
+    labels = [f"{i}: {text[:28]}{'…' if len(text) > 28 else ''}" for i, text in zip(prompts["prompt_id"], prompts["prompt"])]
     title = f"seed {seed}, LoRA scale {scale:g}" if scale is not None else f"seed {seed}"
-    return image_grid(rows, [name for _, name in table.index], list(table.columns), title=title)
+    return image_grid(rows, [name for _, name in table.index], labels, title=title)
 
 
 def metric_figure(summary: pd.DataFrame, recommended_step: int | None = None):
