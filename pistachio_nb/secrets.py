@@ -8,7 +8,8 @@ import re
 from .errors import ParamsError
 
 _SECRET_NAME = re.compile(r"(TOKEN|API_KEY|APIKEY|SECRET|PASSWORD|PASSWD)", re.IGNORECASE)
-_SECRET_KEY = re.compile(r"(token|api_?key|secret|password|passwd)", re.IGNORECASE)
+# whole name parts only: `hf_token` and `api_key` are secrets, `max_new_tokens` and `tokenizer_model` are not
+_SECRET_KEY = re.compile(r"(^|_)(token|api_?key|secret|password|passwd|auth)(_|$)", re.IGNORECASE)
 MIN_SECRET_LEN = 6  # shorter values would scrub ordinary words
 
 

@@ -61,7 +61,14 @@ def _check_00_setup(ws, rendered):
     assert len(workflows) and set(workflows["api_status"]) <= {"new", "unchanged", "updated"}
 
 
-CHECKS = {"00_setup": _check_00_setup}
+def _checks() -> dict:
+    """Notebook -> its output check; each stage's test module owns `check_demo_outputs(ws, rendered)`."""
+    from . import test_knowledge_audit
+
+    return {"00_setup": _check_00_setup, "07_knowledge_audit": test_knowledge_audit.check_demo_outputs}
+
+
+CHECKS = _checks()
 
 
 @pytest.mark.notebooks

@@ -7,17 +7,17 @@ import pytest
 
 from pistachio_nb.errors import ParamsError
 from pistachio_nb.params import SetupParams, all_params_models, params_model_for
-from pistachio_nb.profiles import load_profile, parse_sets, resolve_values
+from pistachio_nb.profiles import load_profile, notebook_defaults, parse_sets, resolve_values
 from pistachio_nb.runner import select_notebooks
 
 from .conftest import ROOT
 
-GOOD = {"workspace": "outputs/x", "pins_file": "requirements-pinned.txt", "fail_on_drift": False}
+GOOD = notebook_defaults(ROOT / "notebooks" / "00_setup.ipynb")
 
 
 def test_from_namespace_picks_fields_and_ignores_other_globals():
     p = SetupParams.from_namespace({**GOOD, "np": object(), "_": 3})
-    assert p.fail_on_drift is False and p.workspace.name == "x"
+    assert p.fail_on_drift is GOOD["fail_on_drift"] and str(p.workspace) == GOOD["workspace"]
 
 
 def test_wrong_type_names_field_and_value():
@@ -71,6 +71,9 @@ def test_profile_unknown_common_key_and_section(tmp_path):
 def test_profile_refuses_secret_looking_keys(tmp_path):
     with pytest.raises(ParamsError, match="hf_token.*environment"):
         load_profile(_profile(tmp_path, "00_setup:\n  hf_token: abc\n"))
+    with pytest.raises(ParamsError, match="civitai_api_key"):
+        parse_sets(["civitai_api_key=abc"])
+    assert parse_sets(["max_new_tokens=5", "tokenizer_model=x"]) == {"max_new_tokens": 5, "tokenizer_model": "x"}
 
 
 def test_sets_are_yaml_scalars_and_must_have_equals():
