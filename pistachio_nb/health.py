@@ -48,6 +48,15 @@ class Row:
     fix: str = ""
 
 
+def guarded(check: str, fn, *args):
+    """`fn(*args)`, or a FAIL row naming the check when it raises one of our errors (bad file, bad manifest)."""
+    try:
+        return fn(*args)
+    except PistachioError as err:
+        message, _, fix = str(err).partition("\n  fix: ")
+        return Row(FAIL, check, message.splitlines()[0], fix)
+
+
 def check_pins(pins_file: Path, fail_on_drift: bool) -> Row:
     """Installed packages against requirements-pinned.txt."""
     table = drift_table(pins_file)
@@ -124,7 +133,10 @@ def check_node_classes(client: ComfyClient, classes: list[str], reachable: bool)
     """Every required node class is in `/object_info` (custom nodes loaded without import errors)."""
     if not reachable:
         return Row(WARN, "node classes loaded", f"not checked ({len(classes)} required): ComfyUI not reachable")
-    known = client.object_info()
+    try:
+        known = client.object_info()
+    except ComfyError as err:
+        return Row(FAIL, "node classes loaded", str(err).splitlines()[0], "raise comfy_timeout_s, or check the ComfyUI log")
     missing = [c for c in classes if c not in known]
     if missing:
         return Row(FAIL, "node classes loaded", f"missing {len(missing)} of {len(classes)}: {', '.join(missing)}",
@@ -176,7 +188,8 @@ def health_report(params: Any) -> pd.DataFrame:
     """Run every check for a validated SetupParams; one row per check: status, check, found, fix."""
     ws = params.ws.root
     models_dir, output_dir = resolve(params.comfy_models_dir), resolve(params.comfy_output_dir)
-    rows = [check_pins(resolve(params.pins_file), params.fail_on_drift), *check_gpu(params.require_gpu),
+    rows = [guarded("packages match pins", check_pins, resolve(params.pins_file), params.fail_on_drift),
+            *check_gpu(params.require_gpu),
             check_disk(ws, "workspace", params.min_free_gb), check_disk(models_dir, "ComfyUI models", params.min_free_gb)]
     timeout = params.comfy_timeout_s
     with ComfyClient(params.comfy_url, timeout=(timeout, timeout), use_websocket=False) as client:
@@ -184,7 +197,10 @@ def health_report(params: Any) -> pd.DataFrame:
         classes = required_classes(list(params.required_node_classes), [PACKAGE_WORKFLOWS, resolve(params.workflows_dir)])
         rows += [comfy_row, check_node_classes(client, classes, up)]
         manifest = resolve(params.models_manifest) if params.models_manifest else None
-        needed = required_models(list(params.required_models), manifest, models_dir)
+        needed = guarded("models manifest", required_models, list(params.required_models), manifest, models_dir)
+        if isinstance(needed, Row):  # unreadable manifest: report it, still check the listed files
+            rows.append(needed)
+            needed = sorted(params.required_models)
         listings = {f: model_listing(client, f) if up else None for f in {rel.split("/", 1)[0] for rel in needed}}
         rows += [check_model_file(rel, models_dir, listings[rel.split("/", 1)[0]]) for rel in needed]
     rows += [check_writable(ws, "workspace", create=True), check_writable(output_dir, "ComfyUI output", create=False),

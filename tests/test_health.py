@@ -171,3 +171,29 @@ def test_params_reject_bad_model_paths_and_urls(tmp_path):
         setup_params(tmp_path, "http://127.0.0.1:8188", required_models=["character.safetensors"])
     with pytest.raises(ParamsError, match="comfy_url"):
         setup_params(tmp_path, "127.0.0.1:8188")
+
+
+def test_bad_manifest_and_pins_become_fail_rows(tmp_path, server):
+    (tmp_path / "out").mkdir()
+    bad = tmp_path / "models.yaml"
+    bad.write_text("models:\n  - {name: x, source: {url: 'http://h/x'}, dest: loras, sha256: nope}\n")
+    report = health.health_report(setup_params(tmp_path, server.url, models_manifest=bad,
+                                               pins_file=tmp_path / "missing-pins.txt")).set_index("check")
+    assert report.loc["models manifest", "status"] == "FAIL" and "sha256 must be 64 hex" in report.loc["models manifest", "found"]
+    assert report.loc["packages match pins", "status"] == "FAIL" and "pins file not found" in report.loc["packages match pins", "found"]
+    assert report.loc["ComfyUI reachable", "status"] == "PASS"  # the other checks still ran
+
+
+def test_cli_health_exit_codes(tmp_path, server, capsys):
+    from pistachio_nb.cli import main
+
+    (tmp_path / "out").mkdir()
+    args = ["health", "--params", str(repo_root() / "params" / "demo.yaml"), "--set", f"workspace={tmp_path / 'ws'}",
+            "--set", f"comfy_output_dir={tmp_path / 'out'}", "--set", "models_manifest=null", "--set", "min_free_gb=0"]
+    assert main([*args, "--set", f"comfy_url={server.url}"]) == 0
+    assert "0 FAIL" in capsys.readouterr().out
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    assert main([*args, "--set", f"comfy_url={dead}", "--set", "comfy_timeout_s=1"]) == 1
+    assert "FAIL" in capsys.readouterr().out
