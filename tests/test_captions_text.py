@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pistachio_nb.captions.captioners import TemplateCaptioner, drop_prompt_echo, orientation
-from pistachio_nb.captions.lint import lint_captions, lint_summary, load_clip_tokenizer, token_count
+from pistachio_nb.captions.lint import lint_captions, lint_summary, load_clip_tokenizer, token_count, trigger_pieces
 from pistachio_nb.captions.postprocess import postprocess, tidy, with_trigger
 from pistachio_nb.errors import ModelLoadError, ParamsError
 from pistachio_nb.params import CaptioningParams
@@ -109,3 +109,9 @@ def test_bad_params_are_refused_by_name(over, message):
 
 def test_blip_prompt_need_not_be_a_task_token():
     assert CaptioningParams.validate_values(_values(captioner="blip", task_prompt="a photo of")).task_prompt == "a photo of"
+
+
+def test_trigger_pieces_show_how_clip_splits_a_rare_word(tokenizer):
+    assert tokenizer.tokenize("woman") == ["woman</w>"]  # a known word is one token
+    pieces = trigger_pieces(tokenizer, "pstchio")
+    assert len(pieces) > 1 and "".join(pieces).replace("</w>", "") == "pstchio"

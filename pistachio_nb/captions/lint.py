@@ -44,6 +44,11 @@ def token_count(tokenizer: Any, text: str) -> int:
     return len(tokenizer(text, truncation=False).input_ids)
 
 
+def trigger_pieces(tokenizer: Any, trigger: str) -> list[str]:
+    """The CLIP tokens the trigger becomes: a rare word splits into a few pieces with little prior meaning."""
+    return tokenizer.tokenize(trigger)
+
+
 def leads_with(text: str, trigger: str) -> bool:
     """True when `text` starts with the whole word `trigger` (so 'ohwx' does not match 'ohwxy, ...')."""
     return re.match(re.escape(trigger) + r"(?!\w)", text) is not None
