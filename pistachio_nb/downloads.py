@@ -29,7 +29,7 @@ from .secrets import get_secret
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20  # hashing reads
 HF_DEFAULT_ENDPOINT = "https://huggingface.co"  # read per call: huggingface_hub reads HF_ENDPOINT once at import
-STREAM_CHUNK = 1 << 16  # a dropped connection loses at most one of these
+STREAM_CHUNK = 1 << 20  # a dropped connection loses at most one of these; 64 KiB was 3x slower
 
 
 class ChecksumMismatchError(PistachioError, ValueError):

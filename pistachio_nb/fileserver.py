@@ -19,7 +19,7 @@ class RangeFileHandler(BaseHTTPRequestHandler):
     """GET/HEAD of files below `server.root`; honours `Range: bytes=a-` and `bytes=a-b` (206 / 416)."""
 
     server: FileServer
-    chunk = 1 << 16
+    chunk = 1 << 20
 
     def log_message(self, format: str, *args) -> None:  # keep test and notebook output quiet
         pass

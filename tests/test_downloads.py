@@ -15,7 +15,7 @@ from pistachio_nb.errors import InputDataError
 from pistachio_nb.fileserver import RangeFileHandler, serve_folder
 from pistachio_nb.paths import repo_root
 
-PAYLOAD = bytes(range(256)) * 2000  # 512000 bytes, several chunks
+PAYLOAD = bytes(range(256)) * 12288  # 3 MiB: several 1 MiB stream chunks
 
 
 class RecordingHandler(RangeFileHandler):
@@ -27,13 +27,13 @@ class RecordingHandler(RangeFileHandler):
 
 
 class DropOnceHandler(RecordingHandler):
-    """The first response stops after 100 kB and closes the connection, like a dropped pod network."""
+    """The first response stops after 1.6 MB and closes the connection, like a dropped pod network."""
 
     def send_body(self, path, start, end):
         if len(self.server.seen) == 1:
             with path.open("rb") as fh:
                 fh.seek(start)
-                self.wfile.write(fh.read(100_000))
+                self.wfile.write(fh.read(1_600_000))
             self.close_connection = True
             return
         super().send_body(path, start, end)
@@ -116,7 +116,7 @@ def test_dropped_connection_is_resumed_in_the_same_call(tmp_path, served):
     assert table["status"].tolist() == ["downloaded"]
     ranges = [r for _, r, _ in server.seen]
     assert len(ranges) == 2 and ranges[0] is None
-    assert 0 < int(ranges[1].removeprefix("bytes=").rstrip("-")) <= 100_000  # resumed, not restarted
+    assert 0 < int(ranges[1].removeprefix("bytes=").rstrip("-")) <= 1_600_000  # resumed, not restarted
     assert (tmp_path / "models" / "checkpoints" / "model.safetensors").read_bytes() == PAYLOAD
 
 
