@@ -174,10 +174,14 @@ def test_review_grid_saves_only_on_click(dataset):
     assert on_disk(root) == before  # building the widget (as a headless run does) writes nothing
     card = grid.children[1].children[0]
     area, button = card.children[1].children[1], card.children[1].children[2]
-    area.value = "pstchio, edited in review "
-    button.click()
+    original = before[1][f"train/10_{TRIGGER} woman/img0.png"]
+    for text in ("pstchio, first edit", "pstchio, edited in review "):
+        area.value = text
+        button.click()
     sidecars, meta = on_disk(root)
     assert sidecars == meta and meta[f"train/10_{TRIGGER} woman/img0.png"] == "pstchio, edited in review"
+    backups = sorted(p.read_text() for p in (root / BACKUPS).rglob("img0.txt"))
+    assert backups == sorted([original, "pstchio, first edit"])  # each save keeps what it replaced
     grid.children[0].value = 2  # the last page holds the fifth image
     assert len(grid.children[1].children) == 1
 

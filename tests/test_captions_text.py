@@ -29,6 +29,7 @@ def test_postprocess_replaces_then_strips_then_tidies():
     out = postprocess(raw, "ohwx", strip=["the image shows", "long red hair", "red hair"], replacements={"girl": "woman"})
     assert out == "ohwx, a woman with, smiling, outdoors."
     assert "girls" in postprocess("two girls", "ohwx", replacements={"girl": "woman"})  # whole words only
+    assert postprocess("a girl", "ohwx", replacements={"girl": r"wo\1man"}) == r"ohwx, a wo\1man"  # literal text
 
 
 def test_tidy_leaves_numbers_and_fixes_dangling_commas():

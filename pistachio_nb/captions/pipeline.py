@@ -114,7 +114,7 @@ def caption_dataset(p: CaptioningParams, device: str | None = None) -> CaptionRe
 
 
 def lint_dataset(p: CaptioningParams) -> pd.DataFrame:
-    """Lint the captions as they are on disk now (e.g. after review edits) and rewrite caption_lint.csv."""
+    """Lint the captions as they are on disk now (hand-edited sidecars synced into metadata first); rewrites caption_lint.csv."""
     root = p.ws.dataset
     rows = load_rows(root)
     sync_existing(root, rows)

@@ -19,7 +19,7 @@ def phrase_pattern(phrase: str) -> re.Pattern[str]:
 def apply_replacements(text: str, replacements: Mapping[str, str]) -> str:
     """Replace each phrase (whole words, any case) by its replacement; longest phrases first."""
     for phrase in sorted(replacements, key=len, reverse=True):
-        text = phrase_pattern(phrase).sub(replacements[phrase], text)
+        text = phrase_pattern(phrase).sub(lambda _m, new=replacements[phrase]: new, text)  # literal, no \1 escapes
     return text
 
 

@@ -35,7 +35,7 @@ def find_replace(root: Path, find: str, replace: str, apply: bool = False, whole
     changes = {}
     for row in rows:
         before = current_caption(root, row)
-        after = pattern.sub(replace, before) if pattern else before.replace(find, replace)
+        after = pattern.sub(lambda _m: replace, before) if pattern else before.replace(find, replace)
         if after != before:
             changes[row["file_name"]] = (before, after)
     if apply and changes:
@@ -58,13 +58,12 @@ def review_grid(root: Path, page_size: int = 12, thumb: int = 192):
     import ipywidgets as w
 
     rows = load_rows(root)
-    store = CaptionStore(root, rows)
     status = w.HTML()
     page = w.IntSlider(value=0, min=0, max=max(0, (len(rows) - 1) // page_size), description="page")
     body = w.VBox()
 
     def save(name: str, area: w.Textarea) -> None:
-        store.save({name: area.value.strip()}, source="review")
+        CaptionStore(root, rows).save({name: area.value.strip()}, source="review")  # one backup folder per click
         status.value = f"saved <code>{name}</code>"
 
     def show(_=None) -> None:
