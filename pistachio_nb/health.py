@@ -194,7 +194,7 @@ def health_report(params: Any) -> pd.DataFrame:
     timeout = params.comfy_timeout_s
     with ComfyClient(params.comfy_url, timeout=(timeout, timeout), use_websocket=False) as client:
         comfy_row, up = check_comfy(client)
-        classes = required_classes(list(params.required_node_classes), [PACKAGE_WORKFLOWS, resolve(params.workflows_dir)])
+        classes = required_classes(list(params.required_node_classes), [PACKAGE_WORKFLOWS, resolve(params.workflows_dir) / "api"])
         rows += [comfy_row, check_node_classes(client, classes, up)]
         manifest = resolve(params.models_manifest) if params.models_manifest else None
         needed = guarded("models manifest", required_models, list(params.required_models), manifest, models_dir)

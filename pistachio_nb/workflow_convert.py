@@ -228,7 +228,10 @@ def _save_if_changed(dest: Path, data: Any) -> str:
 
 
 def pull_workflows(comfy_url: str, dest_dir: str | Path, timeout: float = 10.0) -> pd.DataFrame:
-    """Copy the workflows saved in ComfyUI into `dest_dir/saved/` (as saved) and their API form into `dest_dir/`."""
+    """Copy the workflows saved in ComfyUI into `dest_dir/saved/` (as saved) and their API form into `dest_dir/api/`.
+
+    Own subfolders, so a pulled workflow never replaces one of the package's templates by name.
+    """
     base = comfy_url.rstrip("/")
     dest_dir = resolve(dest_dir)
     files = _get_json(f"{base}/userdata", timeout, {"dir": "workflows", "recurse": "true"})
@@ -241,7 +244,7 @@ def pull_workflows(comfy_url: str, dest_dir: str | Path, timeout: float = 10.0) 
                "saved_status": _save_if_changed(dest_dir / "saved" / name, ui), "saved_file": str(dest_dir / "saved" / name)}
         try:
             api = ui_to_api(ui, object_info) if is_ui_format(ui) else ui
-            row.update(api_file=str(dest_dir / name), api_status=_save_if_changed(dest_dir / name, api),
+            row.update(api_file=str(dest_dir / "api" / name), api_status=_save_if_changed(dest_dir / "api" / name, api),
                        nodes=len(api), detail="")
         except WorkflowFormatError as err:
             row.update(api_file="", api_status="not converted", nodes=0, detail=str(err).splitlines()[0])

@@ -197,3 +197,11 @@ def test_cli_health_exit_codes(tmp_path, server, capsys):
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
     assert main([*args, "--set", f"comfy_url={dead}", "--set", "comfy_timeout_s=1"]) == 1
     assert "FAIL" in capsys.readouterr().out
+
+
+def test_pulled_workflows_add_their_node_classes(tmp_path, server):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "wf" / "api").mkdir(parents=True)
+    (tmp_path / "wf" / "api" / "faces.json").write_text(json.dumps({"1": {"class_type": "ApplyInstantID", "inputs": {}}}))
+    report = health.health_report(setup_params(tmp_path, server.url)).set_index("check")
+    assert report.loc["node classes loaded", "status"] == "FAIL" and "ApplyInstantID" in report.loc["node classes loaded", "found"]

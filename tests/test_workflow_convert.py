@@ -121,12 +121,12 @@ def test_pull_saves_ui_copy_and_api_form_and_reports_changes(ui, tmp_path):
         (saved / "portraits" / "txt2img lora.json").write_text(json.dumps(ui), encoding="utf-8")
         first = pull_workflows(srv.url, dest, timeout=5).set_index("workflow")
         second = pull_workflows(srv.url, dest, timeout=5).set_index("workflow")
-        (dest / "portraits__txt2img lora.json").write_text("{}")  # the repo copy edited by hand
+        (dest / "api" / "portraits__txt2img lora.json").write_text("{}")  # the repo copy edited by hand
         third = pull_workflows(srv.url, dest, timeout=5).set_index("workflow")
     row = first.loc["portraits/txt2img lora.json"]
     assert (row.format, row.saved_status, row.api_status, row.nodes) == ("ui", "new", "new", 9)
     assert json.loads((dest / "saved" / "portraits__txt2img lora.json").read_text()) == ui
-    api = json.loads((dest / "portraits__txt2img lora.json").read_text())
+    api = json.loads((dest / "api" / "portraits__txt2img lora.json").read_text())
     assert api["3"]["class_type"] == "KSampler"
     assert set(second["saved_status"]) == {"unchanged"} and set(second["api_status"]) == {"unchanged"}
     # The server also holds API-format templates: kept as they are.
