@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 from diffusers import StableDiffusionXLPipeline
-from diffusers.utils import convert_state_dict_to_diffusers
 from peft.utils import get_peft_model_state_dict
 from safetensors.torch import save_file
 
@@ -40,6 +39,8 @@ def to_kohya(states: dict[str, dict[str, torch.Tensor]], alpha: float, dtype: to
     for component, state in states.items():
         for key, tensor in state.items():
             module, kind = key.rsplit(".lora_", 1)  # kind: "A.weight" | "B.weight"
+            if component != "unet" and not module.startswith("text_model."):
+                module = "text_model." + module  # transformers 5 CLIPTextModel dropped the wrapper kohya names
             name = f"{KOHYA_PREFIX[component]}_{module.replace('.', '_')}"
             out[f"{name}.lora_{'down' if kind.startswith('A') else 'up'}.weight"] = tensor.to(dtype)
             out[f"{name}.alpha"] = torch.tensor(float(alpha), dtype=dtype)
@@ -60,8 +61,9 @@ def save_kohya(dest: Path, states: dict, alpha: float, dtype: torch.dtype, info:
 
 def save_diffusers(dest: Path, states: dict, adapter_configs: dict[str, dict], dtype: torch.dtype) -> Path:
     """Write the diffusers-format folder (with each adapter's LoRA config, so alpha survives) atomically."""
-    layers = {f"{name}_lora_layers": {k: v.to(dtype) for k, v in convert_state_dict_to_diffusers(s).items()}
-              for name, s in states.items()}  # fmt: skip
+    # PEFT key names as they are: diffusers' convert_state_dict_to_diffusers renames linear adapters
+    # but not conv ones, and its loader then drops the renamed half of such a mixed file (0.42).
+    layers = {f"{name}_lora_layers": {k: v.to(dtype) for k, v in s.items()} for name, s in states.items()}
     metadata = {f"{name}_lora_adapter_metadata": adapter_configs[name] for name in states}
     with atomic_dir(dest) as tmp:
         StableDiffusionXLPipeline.save_lora_weights(tmp, weight_name=DIFFUSERS_WEIGHTS, **layers, **metadata)
