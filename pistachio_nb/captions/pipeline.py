@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import time
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -90,26 +92,28 @@ def caption_dataset(p: CaptioningParams, device: str | None = None) -> CaptionRe
     sync_existing(root, rows)
     key = caption_key(p)
     status = plan(root, rows, p, key)
-    todo = [name for name, s in status.items() if s == "todo"]
+    todo = [n for n, s in status.items() if s == "todo"]
     captioner, reason = make_captioner(p, device) if todo else (None, "")
+    name = captioner.name if captioner else "(nothing to caption)"
     store, backups = CaptionStore(root, rows), set()
     for start in tqdm(range(0, len(todo), p.batch_size), desc="captioning", unit="batch", disable=not todo):
         names = todo[start : start + p.batch_size]
         images = [_rgb(root / n) for n in names]
         raw = captioner.caption(images)
         texts = {n: postprocess(t, p.trigger, p.strip_phrases, p.replacements) for n, t in zip(names, raw)}
-        backups |= set(store.save(texts, captioner.name, FALLBACK_KEY if reason else key))
+        backups |= set(store.save(texts, name, FALLBACK_KEY if reason else key))
         status.update(dict.fromkeys(names, "captioned"))
+    del captioner
+    free_gpu_memory()
     table = pd.DataFrame([{
         "file_name": r["file_name"], "split": r.get("split", ""), "status": status[r["file_name"]],
         "source": r.get("caption_source", "dataset"),
         "backup": str(store.backup_path(r["file_name"])) if r["file_name"] in backups else "", "text": r["text"],
     } for r in rows])  # fmt: skip
     lint = lint_captions(rows, p.trigger, tokenizer, p.strip_phrases)
-    for name, frame in ((TABLE, table), (LINT, lint)):
-        write_csv(root / name, frame)
-        write_sidecar(root / name, p, captioner=captioner.name if captioner else "", fallback_reason=reason)
-    name = captioner.name if captioner else "(nothing to caption)"
+    for file, frame in ((TABLE, table), (LINT, lint)):
+        write_csv(root / file, frame)
+        write_sidecar(root / file, p, captioner=name, fallback_reason=reason)
     return CaptionResult(root, table, lint, name, reason, round(time.perf_counter() - t0, 2))
 
 
@@ -122,6 +126,13 @@ def lint_dataset(p: CaptioningParams) -> pd.DataFrame:
     write_csv(root / LINT, lint)
     write_sidecar(root / LINT, p)
     return lint
+
+
+def free_gpu_memory() -> None:
+    """Return the captioner's cached VRAM to the driver, so training in another kernel can use it."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _rgb(path: Path) -> Image.Image:
