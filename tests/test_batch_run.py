@@ -152,3 +152,18 @@ def test_least_busy_target_first():
     targets[0].busy = 2
     targets[1].busy = 2
     assert pick_target(targets, backend, 0.0) is None
+
+
+def check_demo_outputs(ws, rendered):
+    """What the demo run of 06_batch_generation must have written (called from tests/test_notebooks.py)."""
+    from pistachio_nb.batch.manifest import Manifest
+
+    folder = ws / "batches" / "demo"
+    latest = Manifest(folder / "manifest.jsonl").latest
+    assert latest and {r["state"] for r in latest.values()} == {"done"}
+    assert {r["backend"] for r in latest.values()} == {"local", "comfyui"}
+    for row in latest.values():
+        image = Image.open(folder / "images" / row["files"][0])
+        assert f"Seed: {row['seed']}" in image.text["parameters"]
+        assert ("prompt" in image.text) == (row["backend"] == "comfyui")  # the ComfyUI workflow rides along
+    assert "unfinished" in rendered and "has_lora" in rendered

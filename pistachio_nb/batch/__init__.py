@@ -1,5 +1,5 @@
 """Batch generation: prompts file -> jobs -> ComfyUI servers or a local pipeline -> images + manifest."""
 
-from .run import BatchResult, run_batch
+from .run import BatchResult, plan_batch, run_batch, server_table
 
-__all__ = ["BatchResult", "run_batch"]
+__all__ = ["BatchResult", "plan_batch", "run_batch", "server_table"]

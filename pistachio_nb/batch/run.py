@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..comfy.client import ComfyClient
+from ..comfy.errors import ComfyError
 from ..display import image_grid
 from ..files import write_sidecar
 from ..params import BatchParams
@@ -42,13 +44,14 @@ class BatchResult:
     def images(self) -> list[Path]:
         return [self.folder / "images" / f for files in self.table["files"].dropna() for f in files]
 
-    def grid(self, max_images: int = 12, per_row: int = 4):
-        """The first images as a grid, labelled with seed and backend."""
-        done = self.table[self.table["state"] == "done"].head(max_images)
-        cells = [(self.folder / "images" / r.files[0], f"{r.backend} seed {r.seed}") for r in done.itertuples()]
-        rows = [cells[i:i + per_row] for i in range(0, len(cells), per_row)]
-        return image_grid([[c[0] for c in row] for row in rows], title=f"batch {self.folder.name}",
-                          col_labels=[c[1] for c in rows[0]] if rows else None)
+    def grid(self, per_backend: int = 6):
+        """The first done images, one row per backend (same jobs in the same columns), labelled by seed."""
+        done = self.table[self.table["state"] == "done"]
+        groups = [(name, rows.head(per_backend)) for name, rows in done.groupby("backend", sort=False)]
+        cells = [[self.folder / "images" / f[0] for f in rows["files"]] for _, rows in groups]
+        labels = [f"seed {s} · {t[:16]}" for s, t in zip(groups[0][1]["seed"], groups[0][1]["prompt"])] if groups else []
+        return image_grid(cells, row_labels=[name for name, _ in groups], col_labels=labels,
+                          title=f"batch {self.folder.name}")
 
 
 def build_backends(p: BatchParams) -> list[ComfyBackend | LocalBackend]:
@@ -64,6 +67,32 @@ def build_backends(p: BatchParams) -> list[ComfyBackend | LocalBackend]:
         lora = resolve_lora(p)
         backends.append(LocalBackend(p.model, str(lora) if lora else "", p.steps, p.cfg))
     return backends
+
+
+def plan_batch(p: BatchParams) -> pd.DataFrame:
+    """The jobs the prompts file expands to, per backend, and whether a rerun will skip them (nothing runs)."""
+    defaults = Defaults(p.negative, p.count, p.base_seed, p.lora_strength, p.width, p.height)
+    manifest = Manifest(p.ws.batches / p.batch_name / "manifest.jsonl")
+    rows = [{"backend": b.name, **j.fields(), "state": manifest.state(j.job_id) or "new"}
+            for b in build_backends(p) for j in load_jobs(resolve(p.prompts_file), defaults, b.settings())]
+    return pd.DataFrame(rows)
+
+
+def server_table(p: BatchParams) -> pd.DataFrame:
+    """Per ComfyUI server: reachable, version, queue length, and whether it has our checkpoint and LoRA."""
+    rows = []
+    for url in p.servers if "comfyui" in p.backends else []:
+        with ComfyClient(url, timeout=(3.05, p.request_timeout_seconds), use_websocket=False) as client:
+            try:
+                stats, load = client.system_stats(), client.load()
+                ckpts, loras = client.models("checkpoints"), client.models("loras")
+            except ComfyError as err:
+                rows.append({"server": url, "reachable": False, "error": str(err).splitlines()[0]})
+                continue
+        rows.append({"server": url, "reachable": True, "version": stats["system"].get("comfyui_version"),
+                     "queue": load, "has_checkpoint": p.comfy_checkpoint in ckpts,
+                     "has_lora": not p.comfy_lora or p.comfy_lora in loras})
+    return pd.DataFrame(rows)
 
 
 def _pending(job: Job, backend, manifest: Manifest) -> Pending:

@@ -26,6 +26,7 @@ import tornado.web
 import tornado.websocket
 from PIL import Image
 
+from ..paths import resolve
 from .fakeexec import Behaviour, Engine
 from .nodecatalog import object_info
 from .validation import validate_graph
@@ -254,7 +255,7 @@ class ComfyTestServer:
     def __init__(self, port: int = 0, root: str | Path | None = None, models: dict[str, list[str]] | None = None,
                  behaviour: Behaviour | None = None, host: str = "127.0.0.1") -> None:
         self._own_root = root is None
-        self.root = Path(root or tempfile.mkdtemp(prefix="comfy-test-")).resolve()
+        self.root = resolve(root) if root else Path(tempfile.mkdtemp(prefix="comfy-test-")).resolve()
         for sub in ("input", "output", "temp", "user/default/workflows"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         for template in WORKFLOWS_DIR.glob("*.json"):  # so /userdata?dir=workflows lists something real
