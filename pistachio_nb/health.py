@@ -23,13 +23,12 @@ from .watchdog import CRASH_LOG, recent_crashes
 from .workflow_convert import workflow_node_classes
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
+PACKAGE_WORKFLOWS = Path(__file__).resolve().parent / "workflows"
+GiB = 2**30
 
 
 class HealthCheckError(PistachioError, RuntimeError):
     """At least one health check FAILed: later stages would break on this pod."""
-
-PACKAGE_WORKFLOWS = Path(__file__).resolve().parent / "workflows"
-GiB = 2**30
 
 
 def human_size(n: int) -> str:
@@ -42,6 +41,8 @@ def human_size(n: int) -> str:
 
 @dataclass(frozen=True)
 class Row:
+    """One line of the health table."""
+
     status: str
     check: str
     found: str
@@ -217,7 +218,6 @@ def summary(report: pd.DataFrame) -> str:
     """`12 PASS, 1 WARN, 0 FAIL` for logs and the notebook's last line."""
     counts = report["status"].value_counts()
     return ", ".join(f"{counts.get(s, 0)} {s}" for s in (PASS, WARN, FAIL))
-
 
 
 def require_healthy(report: pd.DataFrame) -> str:

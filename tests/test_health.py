@@ -205,3 +205,13 @@ def test_pulled_workflows_add_their_node_classes(tmp_path, server):
     (tmp_path / "wf" / "api" / "faces.json").write_text(json.dumps({"1": {"class_type": "ApplyInstantID", "inputs": {}}}))
     report = health.health_report(setup_params(tmp_path, server.url)).set_index("check")
     assert report.loc["node classes loaded", "status"] == "FAIL" and "ApplyInstantID" in report.loc["node classes loaded", "found"]
+
+
+def test_require_healthy_gate():
+    import pandas as pd
+
+    ok = pd.DataFrame([health.Row("PASS", "a", "fine").__dict__, health.Row("WARN", "b", "meh").__dict__])
+    assert health.require_healthy(ok) == "1 PASS, 1 WARN, 0 FAIL"
+    bad = pd.concat([ok, pd.DataFrame([health.Row("FAIL", "ComfyUI reachable", "refused", "start it").__dict__])])
+    with pytest.raises(health.HealthCheckError, match=r"1 health check\(s\) failed:\n  - ComfyUI reachable: refused -> start it"):
+        health.require_healthy(bad)
