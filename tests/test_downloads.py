@@ -211,3 +211,17 @@ def test_demo_service_serves_the_manifest_files_and_shares_a_busy_port(tmp_path)
         assert run(tmp_path, entries)["status"].tolist() == ["downloaded"] * len(DEMO_FILES)
     finally:
         stop()
+
+
+def test_cli_models_exit_codes(tmp_path, served, capsys):
+    from pistachio_nb.cli import main
+
+    server = served()
+    args = ["models", "--params", str(repo_root() / "params" / "demo.yaml"), "--set", f"workspace={tmp_path / 'ws'}",
+            "--set", f"comfy_models_dir={tmp_path / 'models'}"]
+    good, bad = manifest(tmp_path, [url_entry(server)]), tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"models": [url_entry(server, sha="1" * 64) | {"dest": "vae"}]}), encoding="utf-8")
+    assert main([*args, "--set", f"models_manifest={good}"]) == 0
+    assert "downloaded" in capsys.readouterr().out
+    assert main([*args, "--set", f"models_manifest={bad}"]) == 1
+    assert "failed" in capsys.readouterr().out

@@ -150,3 +150,15 @@ def test_node_classes_from_api_workflow_folders(tmp_path, info, ui):
     (tmp_path / "ui_only.json").write_text(json.dumps({**ui, "nodes": [{"id": 1, "type": "Ignored"}]}), encoding="utf-8")
     found = workflow_node_classes([tmp_path, repo_root() / "pistachio_nb" / "workflows"])
     assert "LoadImage" in found and "LoraLoader" in found and "Ignored" not in found
+
+
+def test_cli_workflows_pull(ui, tmp_path, capsys):
+    from pistachio_nb.cli import main
+
+    root = tmp_path / "comfy"
+    with ComfyTestServer(root=root, models=MODELS) as srv:
+        (root / "user" / "default" / "workflows" / "mine.json").write_text(json.dumps(ui), encoding="utf-8")
+        code = main(["workflows", "pull", "--params", str(repo_root() / "params" / "demo.yaml"),
+                     "--set", f"workspace={tmp_path / 'ws'}", "--set", f"comfy_url={srv.url}", "--dest", str(tmp_path / "wf")])
+    assert code == 0 and "mine.json" in capsys.readouterr().out
+    assert json.loads((tmp_path / "wf" / "api" / "mine.json").read_text())["10"]["class_type"] == "LoraLoader"
