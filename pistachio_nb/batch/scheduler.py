@@ -89,7 +89,8 @@ class Scheduler:
                     work.remove(item)
                     target.busy += 1
                     running[pool.submit(self._attempt, item, target)] = (item, target)
-                wake = [w.ready_at for w in work] + [t.down_until for t in targets if t.down_until > now]
+                times = [w.ready_at for w in work] + [tg.down_until for tg in targets]
+                wake = [x for x in times if x > now]  # the next moment a waiting job or a resting server is due
                 timeout = max(0.01, min(wake) - now) if wake else None
                 finished, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
                 for fut in finished:

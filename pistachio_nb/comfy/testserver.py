@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
+import platform
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import uuid
@@ -167,8 +170,6 @@ class UploadHandler(Handler):
 
     def _merge_mask(self, data: bytes, dest: Path) -> None:
         """Like ComfyUI: the mask image's alpha becomes the alpha of the referenced original image."""
-        import io
-
         ref = json.loads(self.get_body_argument("original_ref"))
         original = inside(self.srv.root / ref.get("type", "input"), ref.get("subfolder", ""), ref["filename"])
         if original is None or not original.is_file():
@@ -189,9 +190,6 @@ class ObjectInfoHandler(Handler):
 
 class SystemStatsHandler(Handler):
     def get(self) -> None:
-        import platform
-        import sys
-
         self.reply({
             "system": {"os": "posix", "ram_total": 8 << 30, "ram_free": 6 << 30, "comfyui_version": "0.3.64",
                        "required_frontend_version": "1.27.10", "python_version": sys.version,
