@@ -199,9 +199,11 @@ def workflow_node_classes(folders: list[Path]) -> list[str]:
     return sorted(found)
 
 
-def _get_json(url: str, timeout: float, params: dict | None = None) -> Any:
+def _get_json(url: str, timeout: float, params: dict | None = None, default_if_404: Any = None) -> Any:
     try:
         response = requests.get(url, params=params, timeout=timeout)
+        if response.status_code == 404 and default_if_404 is not None:
+            return default_if_404
         response.raise_for_status()
         return response.json()
     except (requests.RequestException, ValueError) as err:
@@ -234,7 +236,8 @@ def pull_workflows(comfy_url: str, dest_dir: str | Path, timeout: float = 10.0) 
     """
     base = comfy_url.rstrip("/")
     dest_dir = resolve(dest_dir)
-    files = _get_json(f"{base}/userdata", timeout, {"dir": "workflows", "recurse": "true"})
+    # 404 = no workflow saved yet on this ComfyUI (the folder is created on the first save)
+    files = _get_json(f"{base}/userdata", timeout, {"dir": "workflows", "recurse": "true"}, default_if_404=[])
     object_info = _get_json(f"{base}/object_info", timeout)
     rows = []
     for rel in sorted(f for f in files if isinstance(f, str) and f.endswith(".json")):

@@ -162,3 +162,13 @@ def test_cli_workflows_pull(ui, tmp_path, capsys):
                      "--set", f"workspace={tmp_path / 'ws'}", "--set", f"comfy_url={srv.url}", "--dest", str(tmp_path / "wf")])
     assert code == 0 and "mine.json" in capsys.readouterr().out
     assert json.loads((tmp_path / "wf" / "api" / "mine.json").read_text())["10"]["class_type"] == "LoraLoader"
+
+
+def test_pull_from_a_comfyui_with_no_saved_workflows(tmp_path):
+    import shutil
+
+    root = tmp_path / "comfy"
+    with ComfyTestServer(root=root, models=MODELS) as srv:
+        shutil.rmtree(root / "user" / "default" / "workflows")  # a fresh ComfyUI: the folder appears on first save
+        table = pull_workflows(srv.url, tmp_path / "wf", timeout=5)
+    assert table.empty and list(table.columns)[:3] == ["workflow", "format", "saved_status"]
