@@ -240,7 +240,7 @@ def pull_workflows(comfy_url: str, dest_dir: str | Path, timeout: float = 10.0) 
     files = _get_json(f"{base}/userdata", timeout, {"dir": "workflows", "recurse": "true"}, default_if_404=[])
     object_info = _get_json(f"{base}/object_info", timeout)
     rows = []
-    for rel in sorted(f for f in files if isinstance(f, str) and f.endswith(".json")):
+    for rel in sorted(f for f in files if isinstance(f, str) and f.endswith(".json") and not Path(f).name.startswith(".")):
         ui = _get_json(f"{base}/userdata/{quote('workflows/' + rel, safe='')}", timeout)
         name = _flat_name(rel)
         row = {"workflow": rel, "format": "ui" if is_ui_format(ui) else "api",
