@@ -128,3 +128,27 @@ def test_input_errors_name_the_file_or_setting(workspace, tmp_path):
         plan_comparison(params(workspace, checkpoints_glob="lora/*.safetensors"))
     with pytest.raises(InputDataError, match="validation_loss_csv"):
         plan_comparison(params(workspace, validation_loss_csv="lora/missing.csv"))
+
+
+def test_prompts_drop_the_trigger_for_clip_and_fill_the_character():
+    from pistachio_nb.evaluation.inputs import build_prompts
+
+    dataset = pd.DataFrame({"split": ["validation", "validation", "train"], "text": ["ohwx, a woman, smiling", "", "ohwx x"]})
+    prompts = build_prompts(dataset, 5, ["{character} at the beach"], "ohwx", "woman")
+    assert prompts["prompt"].tolist() == ["ohwx, a woman, smiling", "ohwx woman at the beach"]
+    assert prompts["clip_text"].tolist() == ["a woman, smiling", "woman at the beach"]
+    assert prompts["kind"].tolist() == ["holdout", "context"]
+
+
+def check_demo_outputs(ws, rendered: str) -> None:
+    """The 04_checkpoints check for tests/test_notebooks.py CHECKS: every checkpoint scored, a kohya pick, honest faces note."""
+    out = ws / "comparison"
+    summary = pd.read_csv(out / "summary.csv")
+    lora_rows = summary[summary["step"] > 0]
+    assert summary["step"].iloc[0] == 0 and len(lora_rows) >= 2 and lora_rows["val_loss"].notna().all()
+    rec = json.loads((out / "recommendation.json").read_text())
+    assert rec["step"] in set(lora_rows["step"]) and rec["reason"]
+    assert rec["checkpoint"].startswith(str(ws / "lora")) and "step" in rec["checkpoint"]
+    assert len(list((out / "images").glob("*.png"))) == summary["images"].sum()
+    assert "Face identity cannot be measured" in rendered  # the tiny model draws noise: said, not hidden
+    assert rendered.count('"image/png"') >= 3 and "Traceback" not in rendered  # grid + two metric figures

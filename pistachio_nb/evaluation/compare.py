@@ -103,37 +103,41 @@ def _open(paths) -> list[Image.Image]:
     return images
 
 
+def _over_images(paths: list, *fns, desc: str, chunk: int = 64) -> list:
+    """Apply each fn to the images at `paths`, opened `chunk` at a time so a 1024 px grid of hundreds
+    of images never sits in memory at once; returns each fn's results concatenated."""
+    parts: list[list] = [[] for _ in fns]
+    for i in tqdm(range(0, len(paths), chunk), desc=desc):
+        images = _open(paths[i : i + chunk])
+        for part, fn in zip(parts, fns):
+            part.append(fn(images))
+    return [np.concatenate(part) if isinstance(part[0], np.ndarray) else sum(part, []) for part in parts]
+
+
 def score_images(plan: Plan, grid: pd.DataFrame) -> Scores:
     """Per image: face identity, CLIP-T, CLIP-I, DINO, nearest training image, copy flag, seed diversity."""
     p, device = plan.params, pick_device()
-    generated = _open(tqdm(grid["file"], desc="reading images"))
+    faces, clip, dino = load_face_embedder(p.face_embedder, device), load_clip(p.clip_model, device), load_dinov2(p.dino_model, device)
+    face_fn = lambda ims: embed_faces(faces, ims)  # noqa: E731
+    clip_fn, dino_fn = (lambda ims: emb.clip_image_embeddings(clip, ims)), (lambda ims: emb.dino_embeddings(dino, ims))
     refs = plan.dataset[plan.dataset["split"] == "validation"]
     train = plan.dataset[plan.dataset["split"] == "train"]
-    references, training = _open(refs["path"]), _open(train["path"])
+    ref_faces, ref_clip, ref_dino = _over_images(list(refs["path"]), face_fn, clip_fn, dino_fn, desc="references")
+    train_hash, train_dino = _over_images(list(train["path"]), phashes, dino_fn, desc="training images")
+    gen_faces, gen_clip, gen_dino, gen_hash = _over_images(list(grid["file"]), face_fn, clip_fn, dino_fn, phashes, desc="generated")
 
-    faces = load_face_embedder(p.face_embedder, device)
-    reference_faces = embed_faces(faces, references)
-    identity = identity_table(embed_faces(faces, generated), reference_identity(reference_faces))
-
-    clip = load_clip(p.clip_model, device)
-    clip_gen = emb.clip_image_embeddings(clip, generated)
     texts = plan.prompts.set_index("prompt_id").loc[grid["prompt_id"], "clip_text"].tolist()
-    clip_t = emb.paired_similarity(clip_gen, emb.clip_text_embeddings(clip, texts))
-    clip_i = emb.mean_similarity(clip_gen, emb.clip_image_embeddings(clip, references))
-
-    dino = load_dinov2(p.dino_model, device)
-    dino_gen, dino_train = emb.dino_embeddings(dino, generated), emb.dino_embeddings(dino, training)
-    nearest = nearest_training(phashes(generated), phashes(training), dino_gen, dino_train, train["file_name"].tolist())
-
+    nearest = nearest_training(gen_hash, train_hash, gen_dino, train_dino, train["file_name"].tolist())
+    identity = identity_table(gen_faces, reference_identity(ref_faces))
     table = pd.concat([grid.drop(columns=["cached"], errors="ignore").reset_index(drop=True), identity, nearest], axis=1)
-    table["clip_t"], table["clip_i"] = clip_t, clip_i
-    table["dino"] = emb.mean_similarity(dino_gen, emb.dino_embeddings(dino, references))
+    table["clip_t"] = emb.paired_similarity(gen_clip, emb.clip_text_embeddings(clip, texts))
+    table["clip_i"], table["dino"] = emb.mean_similarity(gen_clip, ref_clip), emb.mean_similarity(gen_dino, ref_dino)
     table["copy"] = flag_copies(nearest, p.copy_phash_distance, p.copy_similarity)
     groups = ["checkpoint", "scale", "prompt_id"]
-    table = table.merge(seed_diversity(table, dino_gen, groups), on=groups, how="left")
+    table = table.merge(seed_diversity(table, gen_dino, groups), on=groups, how="left")
     write_csv(plan.out / "images.csv", table)
     write_sidecar(plan.out / "images.csv", p)
-    return Scores(table, sum(f is not None for f in reference_faces), len(references))
+    return Scores(table, sum(f is not None for f in ref_faces), len(refs))
 
 
 def read_validation_loss(path: Path) -> pd.DataFrame:

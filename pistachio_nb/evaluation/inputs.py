@@ -112,5 +112,12 @@ def build_prompts(dataset: pd.DataFrame, holdout: int, context: list[str], trigg
         )
     table = pd.DataFrame(rows, columns=["kind", "prompt"])
     table.insert(0, "prompt_id", [f"{k[0]}{i}" for i, k in enumerate(table["kind"])])
-    table["clip_text"] = [" ".join(re.sub(rf"\b{re.escape(trigger)}\b", " ", p).split()) for p in table["prompt"]]
+    table["clip_text"] = [without_word(p, trigger) for p in table["prompt"]]
     return table
+
+
+def without_word(prompt: str, word: str) -> str:
+    """`prompt` with every whole `word` removed and the commas and spaces it leaves behind tidied."""
+    text = re.sub(rf"\b{re.escape(word)}\b", " ", prompt)
+    parts = (" ".join(part.split()) for part in text.split(","))
+    return ", ".join(part for part in parts if part)

@@ -99,7 +99,7 @@ def recommend(summary: pd.DataFrame, rule: Rule) -> Recommendation:
     if fallback:
         reason += f"Every checkpoint shows a warning sign, so this is the least bad one ({pick['signs']}). Consider retraining. "
     else:
-        reason += (f"It is the earliest checkpoint within {rule.identity_tolerance:g} of the best identity "
+        reason += (f"It is the earliest checkpoint within {rule.identity_tolerance:g} of the best score "
                    "that shows no overfitting sign (prompt fidelity, seed diversity, copies of training images). ")
     later = cand[(cand["step"] > pick["step"]) & (cand["verdict"] == "overfit")]
     if len(later):
