@@ -42,12 +42,16 @@ class WatchdogConfig:
     stderr_lines: int = 40          # stderr lines kept per crash
 
 
+try:  # resolved before any fork: the child runs as little Python as possible before exec
+    _PRCTL = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+except OSError:  # not Linux: an orphan is possible if the watchdog itself is SIGKILLed
+    _PRCTL = None
+
+
 def _die_with_parent() -> None:
     """Linux: the child gets SIGTERM if the watchdog itself is killed, so no orphan keeps the port and VRAM."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    except OSError:
-        pass  # not Linux: an orphan is possible if the watchdog is SIGKILLed
+    if _PRCTL is not None:
+        _PRCTL(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
 
 
 class Child:
