@@ -167,3 +167,9 @@ def check_demo_outputs(ws, rendered):
         assert f"Seed: {row['seed']}" in image.text["parameters"]
         assert ("prompt" in image.text) == (row["backend"] == "comfyui")  # the ComfyUI workflow rides along
     assert "unfinished" in rendered and "has_lora" in rendered
+
+
+def test_a_dead_server_does_not_stop_the_batch(tmp_path):
+    with ComfyTestServer(behaviour=Behaviour(delay=0.05)) as live:
+        result = run_batch(params(tmp_path, ["http://127.0.0.1:9", live.url], retries=2, backoff_seconds=0.2))
+    assert result.table["state"].tolist() == ["done"] * 6 and set(result.table["server"]) == {live.url}

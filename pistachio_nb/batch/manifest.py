@@ -6,6 +6,8 @@ reads back exactly which jobs are done, which were in flight on which server, an
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from datetime import datetime, timezone
@@ -25,6 +27,7 @@ class Manifest:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self.latest: dict[str, dict[str, Any]] = {}
         for row in read_jsonl(self.path):
@@ -35,12 +38,22 @@ class Manifest:
 
     def record(self, job_id: str, /, **fields: Any) -> dict[str, Any]:
         """Merge `fields` into the job's state and append it as a new line."""
+        return self.record_many({job_id: fields})[0]
+
+    def record_many(self, updates: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """Several jobs' state changes as lines appended with one fsync (a batch's initial plan)."""
         with self._lock:
-            row = {**self.latest.get(job_id, {}), **fields, "job_id": job_id,
-                   "updated": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "t": time.time()}
-            append_jsonl(self.path, row)
-            self.latest[job_id] = row
-            return row
+            stamp = {"updated": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "t": time.time()}
+            rows = [{**self.latest.get(job_id, {}), **fields, "job_id": job_id, **stamp} for job_id, fields in updates.items()]
+            if len(rows) == 1:
+                append_jsonl(self.path, rows[0])
+            else:  # files.append_jsonl fsyncs per line; a 1000-job plan wants one fsync
+                with self.path.open("a", encoding="utf-8") as fh:
+                    fh.write("".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            self.latest.update((row["job_id"], row) for row in rows)
+            return rows
 
     def table(self, job_ids: list[str] | None = None) -> pd.DataFrame:
         """Current state of each job (all jobs, or these in this order) as a DataFrame."""

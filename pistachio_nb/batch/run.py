@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,12 +119,15 @@ def run_batch(p: BatchParams) -> BatchResult:
             todo = [j for j in jobs[backend.name] if manifest.state(j.job_id) != "done"]
             if not todo:
                 continue
-            backend.prepare(todo[0])
-            for job in todo:
-                keep = manifest.state(job.job_id) == "submitted"  # its prompt may still be on the server
-                manifest.record(job.job_id, state="submitted" if keep else "pending", backend=backend.name, **job.fields())
+            down = backend.prepare(todo[0])
+            manifest.record_many({j.job_id: dict(  # a submitted prompt may still be on the server: keep that state
+                state="submitted" if manifest.state(j.job_id) == "submitted" else "pending",
+                backend=backend.name, **j.fields()) for j in todo})
             work += [_pending(j, backend, manifest) for j in todo]
-            targets += [Target(backend, name, cap, external=backend.load(name)) for name, cap in backend.targets.items()]
+            rest = time.monotonic() + p.backoff_seconds  # servers down at the start are tried again later
+            targets += [Target(backend, name, cap, external=0 if name in down else backend.load(name),
+                               down_until=rest if name in down else 0.0, failures=int(name in down))
+                        for name, cap in backend.targets.items()]
         Scheduler(manifest, folder / "images", p.retries, p.backoff_seconds, meta={"batch": p.batch_name}).run(work, targets)
     finally:
         for backend in backends:

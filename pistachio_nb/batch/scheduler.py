@@ -43,6 +43,7 @@ class Target:
     busy: int = 0  # our jobs in flight there
     external: int = 0  # prompts others had queued there when we started
     down_until: float = 0.0
+    failures: int = 0  # connection failures in a row: a dead server is probed less and less often
     done: int = 0
 
     def free(self, now: float) -> bool:
@@ -107,14 +108,15 @@ class Scheduler:
     def _settle(self, item: Pending, target: Target, error: BaseException | None) -> bool:
         """Record the attempt's end; True when the job goes back in the queue for another try."""
         if error is None:
-            target.done += 1
+            target.done, target.failures = target.done + 1, 0
             return False
         item.resume = None
         if isinstance(error, RETRYABLE) and item.attempts <= self.retries:
             delay = self.backoff * 2 ** (item.attempts - 1)
             item.ready_at = time.monotonic() + delay
             if isinstance(error, ComfyConnectionError):  # let the server come back before sending it more
-                target.down_until = max(target.down_until, item.ready_at)
+                target.failures += 1
+                target.down_until = time.monotonic() + self.backoff * 2 ** (target.failures - 1)
             self.manifest.record(item.job.job_id, state="retrying", error=_short(error), retry_in=round(delay, 2))
             return True
         self.manifest.record(item.job.job_id, state="failed", error=_short(error))
