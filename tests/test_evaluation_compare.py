@@ -152,3 +152,28 @@ def check_demo_outputs(ws, rendered: str) -> None:
     assert len(list((out / "images").glob("*.png"))) == summary["images"].sum()
     assert "Face identity cannot be measured" in rendered  # the tiny model draws noise: said, not hidden
     assert rendered.count('"image/png"') >= 3 and "Traceback" not in rendered  # grid + two metric figures
+
+
+def test_lora_scale_changes_the_image_and_generation_is_reproducible(result, tmp_path):
+    from pistachio_nb.evaluation.generate_grid import generate_grid, plan_grid
+
+    plan = result.plan
+    last = plan.checkpoints[-1]
+    grid = generate_grid(plan_grid([last], plan.prompts.iloc[:1], [1], [0.5, 1.0], plan.settings, tmp_path), plan.settings)
+    half, full = (np.asarray(Image.open(f), dtype=float) for f in grid["file"])
+    before = result.scores.images.set_index(["step", "prompt_id", "seed"]).loc[(last.step, "h0", 1), "file"]
+    assert np.abs(half - full).mean() > 1
+    assert np.array_equal(full, np.asarray(Image.open(before), dtype=float))  # same seed + settings, same pixels
+
+
+def test_a_lora_for_another_model_fails_naming_the_file(result, tmp_path):
+    from pistachio_nb.errors import ModelLoadError
+    from pistachio_nb.evaluation.generate_grid import generate_grid, plan_grid
+    from pistachio_nb.evaluation.inputs import Checkpoint
+
+    bad = tmp_path / "other-step-5.safetensors"
+    save_file({"lora_unet_no_such_block_proj.lora_down.weight": torch.zeros(4, 8), "lora_unet_no_such_block_proj.lora_up.weight": torch.zeros(8, 4)}, bad)
+    plan = result.plan
+    todo = plan_grid([Checkpoint("other", 5, bad)], plan.prompts.iloc[:1], [1], [1.0], plan.settings, tmp_path)
+    with pytest.raises(ModelLoadError, match="other-step-5.safetensors"):
+        generate_grid(todo, plan.settings)

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import ModelLoadError
 from ..files import atomic_path
 from ..models import load_sdxl_pipeline
 from .inputs import Checkpoint
@@ -73,6 +74,11 @@ def _load_lora(pipe, path: Path, adapter: str) -> None:
     diffusers_logging.set_verbosity_error()
     try:
         pipe.load_lora_weights(str(path), adapter_name=adapter)
+    except Exception as err:  # noqa: BLE001 - any loader failure names the file
+        raise ModelLoadError(
+            f"could not load LoRA {path} into {pipe.__class__.__name__}: {type(err).__name__}: {err}",
+            fix="check that the file is an SDXL LoRA trained on base_model (re-export it from 03_training)",
+        ) from err
     finally:
         diffusers_logging.set_verbosity(level)
 
@@ -101,4 +107,4 @@ def generate_grid(plan: pd.DataFrame, settings: SamplerSettings, device: str | N
             if adapter:
                 pipe.delete_adapters(adapter)
         bar.close()
-    return plan.assign(cached=[f not in set(todo["file"]) for f in plan["file"]])
+    return plan.assign(cached=~plan["file"].isin(set(todo["file"])))
