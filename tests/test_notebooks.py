@@ -64,11 +64,12 @@ def _check_00_setup(ws, rendered):
 
 def _checks() -> dict:
     """Notebook -> its output check; each stage's test module owns `check_demo_outputs(ws, rendered)`."""
-    from . import test_captions, test_knowledge_audit
+    from . import test_captions, test_knowledge_audit, test_training_loop
 
     return {
         "00_setup": _check_00_setup,
         "02_captioning": test_captions.check_demo_outputs,
+        "03_training": test_training_loop.check_demo_outputs,
         "07_knowledge_audit": test_knowledge_audit.check_demo_outputs,
     }
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -109,3 +111,30 @@ def test_cached_and_uncached_latents_train_identically(tmp_path):
         torch.testing.assert_close(results[0][key], results[1][key], rtol=0, atol=1e-6)
     assert any((tmp_path / "cached" / "lora" / "cache" / "latents").iterdir())
     assert not (tmp_path / "plain" / "lora" / "cache").exists()
+
+
+def test_fresh_start_archives_the_previous_run(ws):
+    train_lora(training_params(ws, max_steps=2, checkpoint_every=1))
+    again = train_lora(training_params(ws, max_steps=2, checkpoint_every=2))  # resume "": a new run
+    assert [r["step"] for r in again.checkpoints] == [2]
+    assert sorted(p.name for p in ws.glob("lora/*-step-*.safetensors")) == ["character-step-00000002.safetensors"]
+    archived = next((ws / "lora" / "archive").iterdir())
+    assert (archived / "character-step-00000001.safetensors").exists() and (archived / "checkpoints.jsonl").exists()
+
+
+def check_demo_outputs(ws, rendered: str) -> None:
+    """Checks of the demo run of 03_training (called from tests/test_notebooks.py)."""
+    lora = ws / "lora"
+    rows = [json.loads(line) for line in (lora / "checkpoints.jsonl").read_text().splitlines()]
+    assert len(rows) >= 2 and rows[-1]["step"] == 24
+    for row in rows:
+        state = load_file(row["kohya"])
+        assert any(k.startswith("lora_unet_") for k in state)
+        assert {v.item() for k, v in state.items() if k.endswith(".alpha")} == {2.0}
+        assert (Path(row["diffusers"]) / "pytorch_lora_weights.safetensors").exists()
+        assert all(Path(s["file"]).exists() for s in row["samples"]) and len(row["samples"]) == 4
+        assert row["val_loss"] is not None
+    assert (lora / "character.safetensors").exists()
+    assert len(list(csv.DictReader((lora / "metrics.csv").open()))) == 24
+    assert len(list((lora / "class_images").rglob("*.png"))) >= 4
+    assert "validation loss" in rendered and "lora_unet_" in rendered

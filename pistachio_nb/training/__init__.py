@@ -7,7 +7,7 @@ states), `samples/step-XXXXXXXX/*.png`, `metrics.csv`, `validation.csv`, `tensor
 `checkpoints.jsonl` (the manifest 04_checkpoints reads) and `cache/` (latents, text embeddings).
 """
 
-from .report import loss_figure, sample_grid
+from .report import lora_info, loss_figure, sample_grid
 from .train import TrainResult, dataset_summary, train_lora, vram_plan
 
-__all__ = ["TrainResult", "dataset_summary", "loss_figure", "sample_grid", "train_lora", "vram_plan"]
+__all__ = ["TrainResult", "dataset_summary", "lora_info", "loss_figure", "sample_grid", "train_lora", "vram_plan"]

@@ -171,8 +171,26 @@ def _checkpoint(run: Run, progress: Progress, val_loss: float | None, train_loss
             "train_loss": train_loss, "val_loss": val_loss, "samples": samples}  # fmt: skip
 
 
+RUN_OUTPUTS = ("*-step-*.safetensors*", "diffusers", "samples", "state", "tensorboard", "metrics.csv",
+               "validation.csv", MANIFEST)  # what one run writes; caches and class images are kept across runs
+
+
+def archive_previous_run(out: Path) -> Path | None:
+    """Move an earlier run's outputs to `archive/<UTC time>/` so a fresh run never mixes with them."""
+    found = [f for pattern in RUN_OUTPUTS for f in out.glob(pattern)]
+    if not found:
+        return None
+    dest = out / "archive" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in found:
+        f.rename(dest / f.name)
+    return dest
+
+
 def resume_or_start(run: Run, state: Path | None) -> Progress:
-    """Restore a saved state, or start fresh; the manifest keeps only rows up to the resumed step."""
+    """Restore a saved state, or start fresh (archiving an earlier run); the manifest keeps rows up to the step."""
+    if state is None:
+        archive_previous_run(run.out)
     progress = load_state(state, run.pipe, run.optimizer, run.lr_scheduler, run.rng) if state else Progress()
     rows = [r for r in read_jsonl(run.out / MANIFEST) if r["step"] <= progress.step] if state else []
     write_jsonl(run.out / MANIFEST, rows)

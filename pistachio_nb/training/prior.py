@@ -43,7 +43,8 @@ def _fit_user_images(source: Path, work: Path, sizes: list[tuple[int, int]]) -> 
 @torch.no_grad()
 def class_examples(pipe, train: list[Example], work: Path, source: Path | None, prompt: str, wanted: int,
                    seed: int, steps: int) -> list[Example]:  # fmt: skip
-    """Class examples for every training size: fitted user images plus generated ones to reach `wanted`."""
+    """Class examples for every training size: fitted user images plus generated ones to reach `wanted`
+    (split over the sizes like the training images, at least one per size)."""
     counts = Counter(ex.size for ex in train)
     sizes = sorted(counts)
     if source is not None:

@@ -38,6 +38,20 @@ def sample_grid(lora_dir: str | Path):
     rows = read_jsonl(Path(lora_dir) / MANIFEST)
     if not rows:
         return image_grid([[None]], title="no checkpoints yet")
-    cols = [f"{s['prompt'][:28]} / seed {s['seed']}" for s in rows[0]["samples"]]
+    cols = [f"{s['prompt'][:22]} / seed {s['seed']}" for s in rows[0]["samples"]]
     images = [[s["file"] for s in r["samples"]] for r in rows]
     return image_grid(images, row_labels=[f"step {r['step']}" for r in rows], col_labels=cols)
+
+
+def lora_info(path: str | Path) -> pd.DataFrame:
+    """What a kohya LoRA file holds: adapter counts per part, rank, alpha and the main `ss_*` metadata."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        keys, meta = list(f.keys()), f.metadata() or {}
+        ranks = {f.get_slice(k).get_shape()[0] for k in keys if k.endswith("lora_down.weight")}
+    parts = {prefix: sum(k.startswith(prefix) and k.endswith("lora_down.weight") for k in keys)
+             for prefix in ("lora_unet_", "lora_te1_", "lora_te2_")}  # fmt: skip
+    rows = {f"modules {p}*": n for p, n in parts.items()} | {"rank(s)": sorted(ranks)}
+    rows |= {k: meta[k] for k in ("ss_network_alpha", "ss_steps", "ss_trigger", "ss_sd_model_name", "ss_resolution") if k in meta}
+    return pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows))
