@@ -2,6 +2,7 @@
 
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -96,6 +97,8 @@ def test_recommendation_file_names_a_kohya_checkpoint_and_why(result, workspace)
     assert rec["checkpoint"] in {str(workspace / "lora" / f"char-step-{s:08d}.safetensors") for s in STEPS}
     assert rec["step"] == int(rec["checkpoint"][-20:-12]) and rec["identity_metric"] == "dino"
     assert "DINO" in rec["reason"] and rec == result.recommendation.as_dict()
+    stored = json.loads((workspace / "comparison" / "recommendation.json").read_text())
+    assert stored["checkpoint"].startswith("lora/")  # relative: the workspace can move
     for name in ("grid.csv", "images.csv", "summary.csv", "recommendation.json"):
         assert (workspace / "comparison" / f"{name}.params.json").is_file(), name
     assert "Face identity cannot be measured" in result.scores.face_note
@@ -146,9 +149,9 @@ def check_demo_outputs(ws, rendered: str) -> None:
     summary = pd.read_csv(out / "summary.csv")
     lora_rows = summary[summary["step"] > 0]
     assert summary["step"].iloc[0] == 0 and len(lora_rows) >= 2 and lora_rows["val_loss"].notna().all()
-    rec = json.loads((out / "recommendation.json").read_text())
+    rec = read_recommendation(ws)
     assert rec["step"] in set(lora_rows["step"]) and rec["reason"]
-    assert rec["checkpoint"].startswith(str(ws / "lora")) and "step" in rec["checkpoint"]
+    assert rec["checkpoint"].startswith(str(ws / "lora")) and Path(rec["checkpoint"]).is_file()
     assert len(list((out / "images").glob("*.png"))) == summary["images"].sum()
     assert "Face identity cannot be measured" in rendered  # the tiny model draws noise: said, not hidden
     assert rendered.count('"image/png"') >= 3 and "Traceback" not in rendered  # grid + two metric figures

@@ -175,8 +175,9 @@ def rule_of(p: CheckpointsParams) -> Rule:
 def recommend_checkpoint(plan: Plan, summary: pd.DataFrame) -> Recommendation:
     """Apply the rule and write `comparison/recommendation.json` (+ sidecar) for the later stages."""
     rec = recommend(summary, rule_of(plan.params))
-    dest = plan.out / "recommendation.json"
-    write_json(dest, rec.as_dict())
+    dest, root = plan.out / "recommendation.json", plan.params.ws.root
+    chosen = Path(rec.checkpoint)  # stored relative to the workspace, so a workspace copied off the pod still works
+    write_json(dest, {**rec.as_dict(), "checkpoint": str(chosen.relative_to(root) if chosen.is_relative_to(root) else chosen)})
     write_sidecar(dest, plan.params)
     write_csv(plan.out / "verdicts.csv", rec.signs)
     return rec

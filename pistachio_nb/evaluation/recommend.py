@@ -112,8 +112,9 @@ def recommend(summary: pd.DataFrame, rule: Rule) -> Recommendation:
 
 
 def read_recommendation(workspace: Path) -> dict:
-    """The pick 04_checkpoints wrote (`checkpoint`, `step`, `lora_scale`, `reason`), for later stages' defaults."""
+    """The pick 04_checkpoints wrote (`checkpoint` as an absolute path, `step`, `lora_scale`, `reason`), for later stages."""
     path = Path(workspace) / RECOMMENDATION_FILE
     if not path.is_file():
         raise InputDataError(f"no checkpoint recommendation at {path}", fix="run 04_checkpoints first, or name a LoRA file")
-    return read_json(path)
+    rec = read_json(path)
+    return {**rec, "checkpoint": str(Path(workspace) / rec["checkpoint"])}  # an absolute path stays as it is
