@@ -4,6 +4,7 @@ union-find joins chains (A~B, B~C is one cluster), and each cluster keeps its be
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 
 
@@ -67,3 +68,21 @@ def cluster_hashes(hashes: Sequence[int], radius: int) -> list[int]:
 def best_member(members: Sequence[dict]) -> dict:
     """The member to keep: most pixels, then sharpest, then the first path (deterministic)."""
     return min(members, key=lambda r: (-r["width"] * r["height"], -r["blur"], r["path"]))
+
+
+def mark_duplicates(rows: list[dict], threshold: int) -> None:
+    """Cluster the readable images by perceptual hash; the best of each stays `ok`, the rest become `duplicate`."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    hashes = [int(r["phash"], 16) for r in ok]
+    groups: dict[int, list[dict]] = defaultdict(list)
+    for row, label in zip(ok, cluster_hashes(hashes, threshold)):
+        groups[label].append(row)
+    keepers = sorted(((best_member(g), g) for g in groups.values()), key=lambda kg: kg[0]["path"])
+    for cluster_id, (keeper, members) in enumerate(keepers):
+        for r in members:
+            r.update(cluster=cluster_id, cluster_size=len(members), kept=r is keeper)
+            if r is not keeper:
+                bits = hamming(int(r["phash"], 16), int(keeper["phash"], 16))
+                r.update(status="duplicate", duplicate_of=keeper["path"], reason=f"near-duplicate of {keeper['path']} ({bits} bits apart)")
+    for r in rows:
+        r.setdefault("kept", False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from ..params import DatasetParams
 from ..paths import resolve
 from .buckets import fit_bucket, sdxl_buckets
 from .decode import Limits, parse_colour
-from .dedup import best_member, cluster_hashes, hamming
+from .dedup import mark_duplicates
 from .ingest import ProbeConfig, list_sources, probe_all
 from .layout import METADATA, RenderJob, kohya_folder, output_name, sync_layout
 from .quality import quality_flags
@@ -91,24 +90,6 @@ def source_folder(p: DatasetParams) -> Path:
             fix="set source_dir to the folder holding the character's images (or generate_demo_source: true for the demo)",
         )
     return source
-
-
-def mark_duplicates(rows: list[dict], threshold: int) -> None:
-    """Cluster the readable images by perceptual hash; the best of each stays `ok`, the rest become `duplicate`."""
-    ok = [r for r in rows if r["status"] == "ok"]
-    hashes = [int(r["phash"], 16) for r in ok]
-    groups: dict[int, list[dict]] = defaultdict(list)
-    for row, label in zip(ok, cluster_hashes(hashes, threshold)):
-        groups[label].append(row)
-    keepers = sorted(((best_member(g), g) for g in groups.values()), key=lambda kg: kg[0]["path"])
-    for cluster_id, (keeper, members) in enumerate(keepers):
-        for r in members:
-            r.update(cluster=cluster_id, cluster_size=len(members), kept=r is keeper)
-            if r is not keeper:
-                bits = hamming(int(r["phash"], 16), int(keeper["phash"], 16))
-                r.update(status="duplicate", duplicate_of=keeper["path"], reason=f"near-duplicate of {keeper['path']} ({bits} bits apart)")
-    for r in rows:
-        r.setdefault("kept", False)
 
 
 def plan_layout(rows: list[dict], p: DatasetParams, cfg: ProbeConfig) -> tuple[list[dict], dict[str, RenderJob]]:
