@@ -101,7 +101,13 @@ def test_upload_then_use_in_a_graph(client):
     ref = client.upload_image(buf.getvalue(), "face.png")
     g = {"1": {"class_type": "LoadImage", "inputs": {"image": ref.filename}},
          "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "up"}}}
-    assert client.run(g, timeout=10).images
+    out = client.view(client.run(g, timeout=10).images[0])
+    assert Image.open(io.BytesIO(out)).size == (16, 16)  # the result has the loaded picture's size
+    mask = io.BytesIO()
+    Image.new("RGBA", (16, 16), (0, 0, 0, 0)).save(mask, format="PNG")
+    masked = client.upload_mask(mask.getvalue(), "face_mask.png", ref)
+    g["1"]["inputs"]["image"] = masked.filename
+    assert masked.filename == "face_mask.png" and client.run(g, timeout=10).images
 
 
 @pytest.mark.parametrize("hostile, expected", [

@@ -158,6 +158,14 @@ class ComfyClient:
                        data={"subfolder": subfolder, "type": "input", "overwrite": str(overwrite).lower()})
         return ImageRef(r["name"], r.get("subfolder", ""), r.get("type", "input"))
 
+    def upload_mask(self, data: bytes, name: str, original: ImageRef, overwrite: bool = True) -> ImageRef:
+        """POST /upload/mask: the alpha of `data` becomes the alpha of the already uploaded `original`."""
+        ref = json.dumps({"filename": original.filename, "subfolder": original.subfolder, "type": original.type})
+        r = self._json("POST", "/upload/mask", files={"image": (name, data, "image/png")},
+                       data={"subfolder": original.subfolder, "type": "input", "overwrite": str(overwrite).lower(),
+                             "original_ref": ref})
+        return ImageRef(r["name"], r.get("subfolder", ""), r.get("type", "input"))
+
     def view(self, ref: ImageRef) -> bytes:
         r = self._request("GET", "/view", params=ref.params())
         if r.status_code != 200:

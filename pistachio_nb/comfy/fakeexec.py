@@ -90,14 +90,24 @@ def upstream_value(graph: dict[str, Any], node_id: str, name: str, default: Any)
     return default
 
 
-def render_png(graph: dict[str, Any], node_id: str, index: int, extra_pnginfo: dict[str, Any]) -> bytes:
+def image_size(graph: dict[str, Any], node_id: str, input_dir: Path) -> tuple[int, int]:
+    """The size an output node's images get: from the nearest EmptyLatentImage/EmptyImage or LoadImage upstream."""
+    for nid in reversed(execution_order(graph, [node_id])):
+        node = graph[nid]
+        if node["class_type"] in SIZE_NODES:
+            return int(node["inputs"].get("width", 64)), int(node["inputs"].get("height", 64))
+        if node["class_type"] == "LoadImage" and (input_dir / str(node["inputs"].get("image"))).is_file():
+            with Image.open(input_dir / str(node["inputs"]["image"])) as im:
+                return im.size
+    return 64, 64
+
+
+def render_png(graph: dict[str, Any], node_id: str, index: int, size: tuple[int, int], extra_pnginfo: dict[str, Any]) -> bytes:
     """A deterministic smooth-colour PNG of the graph's size, derived from everything upstream of `node_id`."""
     upstream = {nid: graph[nid] for nid in execution_order(graph, [node_id])}
     key = json.dumps(upstream, sort_keys=True).encode() + bytes([index % 256])
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
-    width = int(upstream_value(graph, node_id, "width", 64))
-    height = int(upstream_value(graph, node_id, "height", 64))
-    image = Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).resize((width, height), Image.BILINEAR)
+    image = Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).resize(size, Image.BILINEAR)
     info = PngInfo()
     info.add_text("prompt", json.dumps(graph))
     for key_name, value in extra_pnginfo.items():
@@ -266,12 +276,13 @@ class Engine:
         refs = []
         count = int(upstream_value(item.graph, nid, "batch_size", 1))
         extra = item.extra_data.get("extra_pnginfo", {})
+        size = image_size(item.graph, nid, self.root / "input")
         for i in range(count):
             key = (folder, name)
             self.counters[key] = self.counters.get(key) or next_counter(folder, name)  # scan the folder once
             filename = f"{name}_{self.counters[key]:05}_.png"
             self.counters[key] += 1
-            (folder / filename).write_bytes(render_png(item.graph, nid, i, extra))
+            (folder / filename).write_bytes(render_png(item.graph, nid, i, size, extra))
             shown = f"../../{filename}" if self.behaviour.evil_filenames else filename
             refs.append({"filename": shown, "subfolder": subfolder, "type": kind})
         return refs
