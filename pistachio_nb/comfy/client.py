@@ -83,7 +83,6 @@ class ComfyClient:
         self._ws_lock = threading.Lock()
         self._watches: dict[str, _Watch] = {}
         self._watch_lock = threading.Lock()
-        self.queue_remaining = 0  # from the server's `status` messages
 
     def __enter__(self) -> ComfyClient:
         return self
@@ -294,10 +293,7 @@ class ComfyClient:
 
     def _on_message(self, msg: dict[str, Any]) -> None:
         kind, data = msg.get("type"), msg.get("data") or {}
-        if kind == "status":
-            self.queue_remaining = data.get("status", {}).get("exec_info", {}).get("queue_remaining", 0)
-            return
-        prompt_id = data.get("prompt_id")
+        prompt_id = data.get("prompt_id")  # `status` broadcasts have none
         if not prompt_id:
             return
         watch = self._watch(prompt_id)
