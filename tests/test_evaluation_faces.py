@@ -76,3 +76,9 @@ def test_embedder_choice_errors_name_the_setting():
         load_face_embedder("arcface:antelopev2")  # insightface is a pod-only package
     with pytest.raises(ModelLoadError, match="unknown face_embedder"):
         load_face_embedder("dlib")
+
+
+def test_large_images_are_detected_small_but_boxed_and_embedded_at_full_size(photos, embedder):
+    small, large = embedder.embed(photos["hopper"]), embedder.embed(photos["hopper"].resize((1024, 1200)))
+    assert large is not None and float(large.vector @ small.vector) > 0.9
+    assert large.box[2] == pytest.approx(small.box[2] * 2, rel=0.1)  # box in the 1024 px image's pixels

