@@ -77,15 +77,20 @@ def judge(summary: pd.DataFrame, rule: Rule) -> tuple[pd.DataFrame, str]:
     top = pd.Series({"clip_t": cand["clip_t"].max(), "diversity": cand["diversity"].max(), "copy_rate": summary["copy_rate"].min()})
     signs = [_signs(row, best, top, rule, metric) for _, row in cand.iterrows()]
     cand["signs"] = ["; ".join(s) for s in signs]
-    cand["verdict"] = [("overfit" if any(x.startswith("overfit") for x in s) else "") or
-                       ("underfit" if s else "ok") for s in signs]
+    cand["verdict"] = [_verdict(s) for s in signs]
     return cand, metric
+
+
+def _verdict(signs: list[str]) -> str:
+    if any(s.startswith("overfit") for s in signs):
+        return "overfit"
+    return "underfit" if signs else "ok"
 
 
 def recommend(summary: pd.DataFrame, rule: Rule) -> Recommendation:
     """Apply the rule to the per-checkpoint summary and say why in one paragraph."""
     cand, metric = judge(summary, rule)
-    ok = cand[cand["verdict"] == "ok"]
+    ok = cand[cand["verdict"] == "ok"]  # in step order; at one step the lower LoRA scale comes first
     fallback = ok.empty
     if fallback:  # every checkpoint shows a sign: take the highest identity among the fewest overfit signs
         n_over = cand["signs"].str.count("overfit")
