@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pistachio_nb.dataset.decode import Limits, RejectedImage, decode_rgb, open_checked
+from pistachio_nb.dataset.decode import Limits, RejectedImage, decode_upright, open_checked
 from pistachio_nb.dataset.ingest import ProbeConfig, probe_all
 from pistachio_nb.demo_data import draw_scene, encode
 
@@ -64,7 +64,7 @@ def test_each_bad_kind_gets_its_reason_and_the_run_continues(bad_folder):
 
 def _decode(im: Image.Image, fmt: str, background=(255, 255, 255), **kw) -> Image.Image:
     opened, _ = open_checked(encode(im, fmt, **kw), LIMITS)
-    return decode_rgb(opened, None, background)
+    return decode_upright(opened, None, background)
 
 
 def test_sixteen_bit_is_scaled_not_clipped():
@@ -99,17 +99,39 @@ def test_exif_orientation_is_applied_to_size_and_pixels():
     exif[0x0112] = 6  # ...stored rotated: viewers turn it 90 degrees clockwise
     stored = encode(im.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=95, exif=exif)
     opened, size = open_checked(stored, LIMITS)
-    out = decode_rgb(opened, None, (0, 0, 0))
+    out = decode_upright(opened, None, (0, 0, 0))
     assert size == out.size == (200, 100)
     assert out.getpixel((20, 50))[0] > 200 and out.getpixel((180, 50))[0] < 50
 
 
 def test_reduced_scale_decode_is_at_least_the_requested_size():
     opened, (w, h) = open_checked(encode(scene((800, 600)), "JPEG", quality=90), LIMITS)
-    out = decode_rgb(opened, (200, 150), (0, 0, 0))
+    out = decode_upright(opened, (200, 150), (0, 0, 0))
     assert (200, 150) <= out.size < (w, h)
 
 
 def test_open_checked_refuses_before_decoding():
     with pytest.raises(RejectedImage, match="max_pixels"):
         open_checked(png_header_only(9000, 6000), LIMITS)
+
+
+def test_an_unexpected_decoder_error_is_a_rejection_not_a_crash(bad_folder, monkeypatch):
+    import struct as struct_module
+
+    from pistachio_nb.dataset import ingest
+
+    def explode(data, limits):
+        raise struct_module.error("unpack requires a buffer of 4 bytes")
+
+    monkeypatch.setattr(ingest, "open_checked", explode)
+    cfg = ProbeConfig(str(bad_folder), LIMITS.min_side, LIMITS.max_pixels, "phash", (0, 0, 0))
+    row = ingest.probe_file(("good.jpg", cfg))
+    assert row["status"] == "rejected" and row["reason"].startswith("unreadable (error: unpack")
+
+
+def test_hash_hex_matches_imagehash_text():
+    from pistachio_nb.dataset.ingest import HASHERS, hash_hex
+
+    gray = scene((200, 160), seed=4).convert("L")
+    for fn in HASHERS.values():
+        assert hash_hex(fn(gray)) == str(fn(gray))

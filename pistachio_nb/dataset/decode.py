@@ -58,7 +58,7 @@ def _orientation(im: Image.Image) -> int:
         return 1
 
 
-def decode_rgb(im: Image.Image, min_size: tuple[int, int] | None, background: tuple[int, int, int], mode: str = "RGB") -> Image.Image:
+def decode_upright(im: Image.Image, min_size: tuple[int, int] | None, background: tuple[int, int, int], mode: str = "RGB") -> Image.Image:
     """Decode to the end (catching truncation), at reduced JPEG scale when `min_size` allows; upright, in `mode`.
 
     `min_size` is (width, height) upright; the result is at least that big. `mode="L"` lets a colour JPEG

@@ -15,10 +15,11 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from .decode import Limits, RejectedImage, decode_rgb, open_checked
+from .decode import Limits, RejectedImage, decode_upright, open_checked
 from .pool import parallel_map
 from .quality import analysis_size, blur_score
 
+PROBE_VERSION = 1  # bump when probe results change meaning, so cached rows are measured again
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp"}
 HASH_REDUCE = 4  # hashes see a 4x box-reduced copy (64 px short side): hashes within a bit or two, far cheaper resize
 HASHERS = {"phash": imagehash.phash, "dhash": imagehash.dhash, "ahash": imagehash.average_hash, "whash": imagehash.whash}
@@ -35,7 +36,8 @@ class ProbeConfig:
     background: tuple[int, int, int]
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        settings = {**asdict(self), "version": PROBE_VERSION}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def hash_hex(h: imagehash.ImageHash) -> str:
@@ -59,18 +61,23 @@ def probe_file(job: tuple[str, ProbeConfig]) -> dict:
     row = {"path": rel, "status": "ok", "reason": "", "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         return {**row, "status": "skipped", "reason": f"not an image extension ({path.suffix or 'none'})"}
-    data = path.read_bytes()
-    row["hash"] = hashlib.sha256(data).hexdigest()
     try:
-        im, (w, h) = open_checked(data, Limits(cfg.min_side, cfg.max_pixels))
-        row.update(format=im.format, mode=im.mode, width=w, height=h)
-        gray = decode_rgb(im, analysis_size(w, h), cfg.background, mode="L")
+        _measure(row, path.read_bytes(), cfg)
     except RejectedImage as err:
-        return {**row, "status": "rejected", "reason": str(err)}
-    gray = gray.resize(analysis_size(w, h), Image.Resampling.BOX)
+        row.update(status="rejected", reason=str(err))
+    except Exception as err:  # a malformed file can trip any decoder path; it must never stop the run
+        row.update(status="rejected", reason=f"unreadable ({type(err).__name__}: {err})")
+    return row
+
+
+def _measure(row: dict, data: bytes, cfg: ProbeConfig) -> None:
+    """Fill `row` with content hash, format, upright size, perceptual hash and blur score (raises on bad data)."""
+    row["hash"] = hashlib.sha256(data).hexdigest()
+    im, (w, h) = open_checked(data, Limits(cfg.min_side, cfg.max_pixels))
+    row.update(format=im.format, mode=im.mode, width=w, height=h)
+    gray = decode_upright(im, analysis_size(w, h), cfg.background, mode="L").resize(analysis_size(w, h), Image.Resampling.BOX)
     row["phash"] = hash_hex(HASHERS[cfg.algorithm](gray.reduce(HASH_REDUCE)))
     row["blur"] = round(blur_score(gray), 2)
-    return row
 
 
 def probe_all(cfg: ProbeConfig, rels: list[str], previous: dict[str, dict], workers: int) -> tuple[list[dict], int]:

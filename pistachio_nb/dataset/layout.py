@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..files import atomic_path, read_jsonl, write_text
 from .buckets import Fit, apply_fit
-from .decode import Limits, decode_rgb, open_checked
+from .decode import Limits, decode_upright, open_checked
 from .pool import parallel_map
 
 METADATA = "metadata.jsonl"
@@ -48,7 +48,7 @@ class RenderJob:
 def render(job: RenderJob) -> str:
     """Decode (reduced-scale when possible), resize + crop to the bucket, save PNG atomically."""
     im, _ = open_checked(Path(job.source).read_bytes(), job.limits)
-    out = apply_fit(decode_rgb(im, job.fit.resized, job.background), job.fit)
+    out = apply_fit(decode_upright(im, job.fit.resized, job.background), job.fit)
     with atomic_path(job.dest) as tmp:
         out.save(tmp, "PNG", compress_level=4)
     return job.dest

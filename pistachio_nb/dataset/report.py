@@ -10,7 +10,7 @@ from PIL import Image
 
 from ..display import image_grid
 from .buckets import sdxl_buckets
-from .decode import Limits, decode_rgb, open_checked
+from .decode import Limits, decode_upright, open_checked
 from .pipeline import DatasetResult
 
 THUMB = 192
@@ -20,7 +20,7 @@ def thumbnail(path: Path, side: int = THUMB) -> Image.Image:
     """A small upright RGB copy for display (reduced-scale decode, so big photos stay cheap)."""
     im, (w, h) = open_checked(Path(path).read_bytes(), Limits(1, 2**62))
     scale = side / max(w, h)
-    out = decode_rgb(im, (max(1, round(w * scale)), max(1, round(h * scale))), (255, 255, 255))
+    out = decode_upright(im, (max(1, round(w * scale)), max(1, round(h * scale))), (255, 255, 255))
     out.thumbnail((side, side))
     return out
 
