@@ -9,7 +9,7 @@ import websocket
 from PIL import Image
 
 from pistachio_nb.comfy.fakeexec import Behaviour
-from pistachio_nb.comfy.testserver import ComfyTestServer, start
+from pistachio_nb.comfy.testserver import ComfyTestServer, start, start_service
 from pistachio_nb.paths import repo_root
 
 SAMPLES = json.loads((repo_root() / "tests/data/comfyui-protocol-samples.json").read_text())
@@ -164,3 +164,41 @@ def test_start_returns_url_and_stop():
     stop()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/queue", timeout=T)
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_runner_service_hook_takes_the_profile_options(tmp_path):
+    port = free_port()
+    stop = start_service(port=port, root=tmp_path / "comfy", delay=0.0,
+                         models={"checkpoints": ["a.safetensors"], "loras": ["b.safetensors", "c.safetensors"]})
+    srv_root = tmp_path / "comfy"
+    try:
+        assert (srv_root / "output").is_dir()
+        assert (srv_root / "user" / "default" / "workflows" / "txt2img_lora.json").is_file()
+        loras = requests.get(f"http://127.0.0.1:{port}/models/loras", timeout=T).json()
+        assert loras == ["b.safetensors", "c.safetensors"]
+    finally:
+        stop()
+    assert srv_root.is_dir()  # a root the profile names is kept (it holds the demo's outputs)
+
+
+def test_command_line_entry_serves_until_terminated():
+    import subprocess
+    import sys
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "pistachio_nb.comfy.testserver", "--port", str(port)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert f"http://127.0.0.1:{port}" in proc.stdout.readline()
+        assert requests.get(f"http://127.0.0.1:{port}/queue", timeout=T).json() == SAMPLES["queue_idle"]
+    finally:
+        proc.terminate()
+    assert proc.wait(10) == 0
