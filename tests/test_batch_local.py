@@ -7,22 +7,22 @@ import torch
 from PIL import Image
 
 from pistachio_nb.batch import run_batch
-from pistachio_nb.models import load_sdxl_pipeline
+from pistachio_nb.models import resolve_model
 from pistachio_nb.params import BatchParams
 
 
 @pytest.fixture(scope="module")
 def lora_file(tmp_path_factory):
     """A LoRA with random (non-zero) weights on the tiny UNet's attention, saved like diffusers does."""
-    from diffusers import StableDiffusionXLPipeline
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
     from peft import LoraConfig, get_peft_model_state_dict
 
-    pipe = load_sdxl_pipeline("tiny:sdxl", device="cpu")
+    unet = UNet2DConditionModel.from_pretrained(resolve_model("tiny:sdxl"), subfolder="unet")
     torch.manual_seed(0)
-    pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
-                                     target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
     folder = tmp_path_factory.mktemp("lora")
-    StableDiffusionXLPipeline.save_lora_weights(folder, unet_lora_layers=get_peft_model_state_dict(pipe.unet),
+    StableDiffusionXLPipeline.save_lora_weights(folder, unet_lora_layers=get_peft_model_state_dict(unet),
                                                 weight_name="character.safetensors")
     return folder / "character.safetensors"
 
