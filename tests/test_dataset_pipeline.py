@@ -71,10 +71,10 @@ def test_rerun_processes_only_the_new_file(built, demo_source):
     assert any(e["source"] == "new_scene.jpg" for e in third.metadata)
 
 
-def test_captions_survive_reruns_and_folder_renames(built):
+def test_captions_and_later_fields_survive_reruns_and_folder_renames(built):
     p, ds = built
     root = p.ws.dataset
-    captioned = [dict(e, text=f"pstchio character, photo {i}") for i, e in enumerate(ds.metadata)]
+    captioned = [dict(e, text=f"pstchio character, photo {i}", caption_key="blip:v1") for i, e in enumerate(ds.metadata)]
     write_jsonl(root / "metadata.jsonl", captioned)
     for e in captioned:
         (root / e["file_name"]).with_suffix(".txt").write_text(e["text"])
@@ -83,7 +83,7 @@ def test_captions_survive_reruns_and_folder_renames(built):
     assert not (root / "train" / "10_pstchio character").exists()
     by_hash = {e["hash"]: e["text"] for e in captioned}
     for e in renamed.metadata:
-        assert e["text"] == by_hash[e["hash"]] != ""
+        assert e["text"] == by_hash[e["hash"]] != "" and e["caption_key"] == "blip:v1"
         assert (root / e["file_name"]).with_suffix(".txt").read_text() == e["text"]
         assert e["split"] == "validation" or e["file_name"].startswith("train/4_pstchio character/")
 

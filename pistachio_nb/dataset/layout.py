@@ -1,7 +1,7 @@
 """Write the kept images in the kohya layout plus `metadata.jsonl`, touching only what changed.
 
 An image already written with the same source hash, bucket and crop is left alone (or renamed when it
-only changed side of the split); captions already in the old metadata are carried over, never lost.
+only changed side of the split); captions and other fields later stages added are carried over, never lost.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from .decode import Limits, decode_upright, open_checked
 from .pool import parallel_map
 
 METADATA = "metadata.jsonl"
+# metadata fields this stage owns; any other field (text, caption_key...) belongs to a later stage and is
+# carried over to the same source image on a rerun
+OWN_KEYS = {"file_name", "split", "width", "height", "original_width", "original_height", "crop_left", "crop_top", "source", "hash"}
 
 
 def kohya_folder(repeats: int, trigger: str, class_word: str) -> str:
@@ -73,11 +76,11 @@ def sync_layout(root: Path, entries: list[dict], jobs: dict[str, RenderJob], wor
     """
     old = {e["file_name"]: e for e in read_jsonl(root / METADATA)}
     old_by_key = {_key(e): name for name, e in old.items() if (root / name).exists()}
-    captions = {e["hash"]: e.get("text", "") for e in old.values() if e.get("text")}
+    later = {e["hash"]: {k: v for k, v in e.items() if k not in OWN_KEYS} for e in old.values()}
     counts = dict(written=0, moved=0, unchanged=0, removed=0)
     todo = []
     for e in entries:
-        e["text"] = captions.get(e["hash"], "")
+        e.update(later.get(e["hash"], {}))
         dest = root / e["file_name"]
         if e["file_name"] in old and _key(old[e["file_name"]]) == _key(e) and dest.exists():
             counts["unchanged"] += 1
