@@ -65,6 +65,7 @@ def test_duplicate_rows_make_one_job(tmp_path):
     ({"prompt": "x", "size": "100x64"}, "multiples of 8"),
     ({"prompt": "x", "sede": 3}, "unknown parameter"),
     ({"prompt": "x", "count": 0}, "count"),
+    ({"prompt": "x", "count": 2, "seeds": [1]}, "seeds or count, not both"),
 ])
 def test_bad_rows_name_the_file_line_and_field(tmp_path, row, message):
     path = write(tmp_path, "jsonl", [ROWS[0], row])

@@ -40,7 +40,7 @@ class ComfyBackend:
     job_timeout: float = 600.0
     request_timeout: float = 30.0
     name: str = "comfyui"
-    clients: dict[str, ComfyClient] = field(default_factory=dict)
+    clients: dict[str, ComfyClient] = field(init=False)
 
     def __post_init__(self) -> None:
         self.template = load_workflow(self.workflow)
@@ -117,7 +117,7 @@ class LocalBackend:
     steps: int
     cfg: float
     name: str = "local"
-    pipe: Any = None
+    pipe: Any = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()  # one pipeline, one job at a time

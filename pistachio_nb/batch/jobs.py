@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import InputDataError
 from ..params import describe_validation_error
@@ -35,6 +35,12 @@ class PromptRow(BaseModel):
     count: int | None = Field(default=None, ge=1, le=1000)
     lora_strength: float | None = Field(default=None, ge=-5.0, le=5.0)
     size: str | None = Field(default=None, pattern=r"^\d+x\d+$")
+
+    @model_validator(mode="after")
+    def _seeds_or_count(self) -> PromptRow:
+        if self.seeds is not None and self.count is not None:
+            raise ValueError("give seeds or count, not both")
+        return self
 
     @field_validator("seeds", mode="before")
     @classmethod
