@@ -22,6 +22,8 @@ from .scheduler import Pending, Scheduler, Target
 
 @dataclass
 class BatchResult:
+    """What `run_batch` did: the batch folder and its manifest, read as tables, image paths and a grid."""
+
     folder: Path
     manifest: Manifest
     job_ids: list[str]
@@ -43,6 +45,7 @@ class BatchResult:
         return pd.DataFrame({"jobs": counts})
 
     def images(self) -> list[Path]:
+        """Paths of every saved image of this prompts file's jobs, in job order."""
         return [self.folder / "images" / f for files in self.table["files"].dropna() for f in files]
 
     def grid(self, per_backend: int = 6):
