@@ -27,7 +27,7 @@ def grid_figure(grid: pd.DataFrame, seed: int, scale: float | None = None):
     prompts = pick.drop_duplicates("prompt_id")  # columns in prompt order, labelled with the prompt's start
     table = pick.pivot_table(index=["step", "checkpoint"], columns="prompt_id", values="file", aggfunc="first")
     rows = [[table.loc[idx, c] for c in prompts["prompt_id"]] for idx in table.index]
-    labels = [f"{i}: {text[:28]}{'…' if len(text) > 28 else ''}" for i, text in zip(prompts["prompt_id"], prompts["prompt"])]
+    labels = [f"{i}: {text[:24]}{'…' if len(text) > 24 else ''}" for i, text in zip(prompts["prompt_id"], prompts["prompt"])]
     title = f"seed {seed}, LoRA scale {scale:g}" if scale is not None else f"seed {seed}"
     return image_grid(rows, [name for _, name in table.index], labels, title=title)
 
