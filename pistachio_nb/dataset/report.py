@@ -50,13 +50,13 @@ def duplicate_table(result: DatasetResult) -> pd.DataFrame:
     return dup.sort_values(["cluster", "status"], ascending=[True, False]).reset_index(drop=True)
 
 
-def cluster_grid(result: DatasetResult, max_clusters: int = 6):
-    """One row per duplicate cluster: the kept image first, then its duplicates."""
+def cluster_grid(result: DatasetResult, max_clusters: int = 6, max_members: int = 6):
+    """One row per duplicate cluster (the biggest first): the kept image, then its duplicates."""
     dup = duplicate_table(result)
-    clusters = list(dup["cluster"].unique())[:max_clusters]
+    sizes = dup.groupby("cluster").size().sort_values(ascending=False, kind="stable")
     rows, labels = [], []
-    for c in clusters:
-        members = dup[dup["cluster"] == c]
+    for c in sizes.index[:max_clusters]:
+        members = dup[dup["cluster"] == c].head(max_members)
         rows.append([thumbnail(result.source / p) for p in members["path"]])
         labels.append(f"cluster {c}")
     if not rows:

@@ -1,6 +1,8 @@
 """01_dataset ingest+dedup speed and memory against imagehash used plainly, on generated ~1 MP JPEGs.
 
-Usage: .venv/bin/python tests/benchmarks/bench_dataset.py [--n 2000] [--small 500]
+Usage: .venv/bin/python tests/benchmarks/bench_dataset.py [--n 2000] [--small 500] [--texture 1.0]
+The ratio depends on how much of a JPEG's decode cost is entropy decoding (which every full-stream decode
+pays): more texture (bigger files) means a smaller gain from reduced-scale decoding.
 Each measurement runs in a fresh subprocess; peak memory is sampled over the whole process tree.
 The generated folders are cached under /tmp/pistachio-bench-dataset/ between runs.
 """
@@ -27,7 +29,7 @@ SIZE = (1224, 816)  # ~1 MP, a 3:2 photo
 _GRAIN = None
 
 
-def _grain():
+def _grain(texture: float):
     """One texture field per process (fine grain plus mid-frequency variation, like foliage or fabric),
     cropped at random offsets so generation stays fast; gives ~300 KB per 1 MP JPEG at quality 90."""
     global _GRAIN
@@ -37,40 +39,41 @@ def _grain():
 
         rng = np.random.default_rng(0)
         w, h = SIZE[0] + 64, SIZE[1] + 64
-        coarse = Image.fromarray(rng.normal(0, 25, (h // 4 + 1, w // 4 + 1)).astype(np.float32), "F")
+        coarse = Image.fromarray(rng.normal(0, 25 * texture, (h // 4 + 1, w // 4 + 1)).astype(np.float32), "F")
         mid = np.asarray(coarse.resize(((w // 4 + 1) * 4, (h // 4 + 1) * 4), Image.Resampling.BICUBIC))[:h, :w]
-        _GRAIN = (rng.normal(0, 3, (h, w)).astype(np.float32) + mid)[:, :, None]
+        _GRAIN = (rng.normal(0, 3 * texture, (h, w)).astype(np.float32) + mid)[:, :, None]
     return _GRAIN
 
 
-def _make_one(job: tuple[Path, int]) -> None:
+def _make_one(job: tuple[Path, int, float]) -> None:
     """One ~1 MP photo-like JPEG: a drawn scene plus texture; every tenth is an edited copy of the one before."""
     import numpy as np
     from PIL import Image, ImageEnhance
 
     from pistachio_nb.demo_data import draw_scene
 
-    dest, i = job
+    dest, i, texture = job
     base = i - 1 if i % 10 == 9 else i
     rng = random.Random(base)
     scene = draw_scene(rng, (SIZE[0] // 2, SIZE[1] // 2)).resize(SIZE, Image.Resampling.BICUBIC)
     dx, dy = rng.randrange(64), rng.randrange(64)
-    pixels = np.asarray(scene, dtype=np.float32) + _grain()[dy:dy + SIZE[1], dx:dx + SIZE[0]]
+    pixels = np.asarray(scene, dtype=np.float32) + _grain(texture)[dy:dy + SIZE[1], dx:dx + SIZE[0]]
     im = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     if base != i:
         im = ImageEnhance.Brightness(im.resize((1100, 733), Image.Resampling.BILINEAR)).enhance(1.05)
     im.save(dest / f"img_{i:05d}.jpg", quality=90 if base == i else 80)
 
 
-def make_folder(n: int) -> Path:
+def make_folder(n: int, texture: float) -> Path:
     """Generate (once, cached) a folder of `n` JPEGs using every core."""
-    dest, done = CACHE / f"jpegs_{n}", CACHE / f"jpegs_{n}.complete"
+    name = f"jpegs_{n}" if texture == 1.0 else f"jpegs_{n}_texture_{texture:g}"
+    dest, done = CACHE / name, CACHE / f"{name}.complete"
     if done.exists():
         return dest
     dest.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with ProcessPoolExecutor() as pool:
-        list(pool.map(_make_one, [(dest, i) for i in range(n)], chunksize=32))
+        list(pool.map(_make_one, [(dest, i, texture) for i in range(n)], chunksize=32))
     done.write_text("")
     print(f"generated {n} JPEGs in {time.perf_counter() - t0:.1f} s into {dest}", file=sys.stderr)
     return dest
@@ -175,13 +178,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000, help="JPEGs in the main folder")
     ap.add_argument("--small", type=int, default=500, help="a smaller folder, to show memory does not grow with size")
+    ap.add_argument("--texture", type=float, default=1.0, help="texture amplitude: 1 gives ~275 KB per JPEG, 0.4 ~190 KB")
     ap.add_argument("--child", nargs=2, metavar=("MODE", "FOLDER"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         mode, folder = args.child
         print(json.dumps((run_plain if mode == "plain" else run_ours)(Path(folder))))
         return
-    big = make_folder(args.n)
+    big = make_folder(args.n, args.texture)
     small = subset_folder(big, args.small)
     kb = sum(f.stat().st_size for f in big.glob("*.jpg")) / args.n / 1024
     rows = {
