@@ -16,6 +16,8 @@ def table(rows):
     df["checkpoint"] = [f"char-{s:06d}" if s else "base" for s in df["step"]]
     df["path"] = [f"/ws/lora/char-{s:06d}.safetensors" if s else None for s in df["step"]]
     df["scale"], df["dino"] = [0.0 if s == 0 else 1.0 for s in df["step"]], 0.5
+    df["face_rate"] = df["identity"].notna().astype(float)
+    df["identity_score"] = df["identity"].fillna(0.0) * df["face_rate"]
     return df
 
 
@@ -81,3 +83,13 @@ def test_only_base_model_is_an_error():
 def test_read_recommendation_explains_a_missing_file(tmp_path):
     with pytest.raises(InputDataError, match="run 04_checkpoints"):
         read_recommendation(tmp_path)
+
+
+def test_a_checkpoint_that_breaks_faces_loses_despite_high_identity_on_the_few_it_draws():
+    rows = table([(500, 0.60, 0.30, 0.5, 0.0), (1000, 0.70, 0.30, 0.5, 0.0)])
+    rows.loc[1, "face_rate"] = 0.5
+    rows["identity_score"] = rows["identity"] * rows["face_rate"]
+    rec = recommend(rows, RULE)
+    assert rec.step == 500
+    assert rec.signs.set_index("step").loc[1000, "signs"].startswith("overfit: identity fell to 0.350")
+    assert "faces in 50%" in rec.signs.set_index("step").loc[1000, "signs"]

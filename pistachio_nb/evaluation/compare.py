@@ -25,7 +25,7 @@ from .inputs import BASE, Checkpoint, build_prompts, find_checkpoints, read_data
 from .memorization import flag_copies, nearest_training, phashes
 from .recommend import Recommendation, Rule, recommend
 
-METRICS = ["face_rate", "identity", "clip_t", "clip_i", "dino", "copy_rate", "train_similarity", "diversity"]
+METRICS = ["face_rate", "identity", "identity_score", "clip_t", "clip_i", "dino", "copy_rate", "train_similarity", "diversity"]
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,8 @@ def read_validation_loss(path: Path) -> pd.DataFrame:
 def summarize(plan: Plan, images: pd.DataFrame) -> pd.DataFrame:
     """One row per checkpoint and LoRA scale: mean metrics, face and copy rates, validation loss joined by step."""
     keys = ["checkpoint", "step", "scale"]
-    agg = images.assign(face_rate=images["face_found"].astype(float), copy_rate=images["copy"].astype(float))
+    agg = images.assign(face_rate=images["face_found"].astype(float), copy_rate=images["copy"].astype(float),
+                        identity_score=images["identity"].fillna(0.0))  # a missing face scores 0, not "unknown"
     summary = agg.groupby(keys, as_index=False, sort=False)[METRICS].mean()
     summary["images"] = agg.groupby(keys, sort=False).size().to_numpy()
     paths = {c.name: c.path for c in plan.checkpoints}

@@ -9,6 +9,7 @@ from ..display import image_grid
 
 PANELS = {  # column -> (title, how to read it)
     "identity": ("face identity (cosine)", "higher = more like the held-out faces"),
+    "identity_score": ("identity score (0 where no face)", "what the recommendation ranks"),
     "face_rate": ("faces found (share)", "a drop means the LoRA breaks faces"),
     "clip_t": ("CLIP-T (prompt fidelity)", "falls when the LoRA ignores the prompt"),
     "clip_i": ("CLIP-I (to references)", "higher = closer to the held-out photos"),

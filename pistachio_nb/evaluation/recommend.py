@@ -17,7 +17,8 @@ from ..errors import InputDataError
 from ..files import read_json
 
 RECOMMENDATION_FILE = "comparison/recommendation.json"
-METRIC_LABELS = {"identity": "face identity (cosine to the held-out faces)", "dino": "DINO subject similarity"}
+METRIC_LABELS = {"identity": "face identity score (cosine to the held-out faces, 0 where no face)", "dino": "DINO subject similarity"}
+SCORE_COLUMNS = {"identity": "identity_score", "dino": "dino"}  # identity_score = identity x share of images with a face
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,15 @@ def identity_metric(candidates: pd.DataFrame) -> str:
     return "identity" if candidates["identity"].notna().any() else "dino"
 
 
-def _signs(row, best: float, top: pd.Series, rule: Rule, metric: str) -> list[str]:
+def _signs(row, best: pd.Series, top: pd.Series, rule: Rule, metric: str) -> list[str]:
     signs = []
     if metric == "identity" and math.isnan(row["identity"]):
         signs.append("underfit: no face found")
-    elif row["score"] < best - rule.identity_tolerance:
-        signs.append(f"underfit: {metric} {row['score']:.3f} vs best {best:.3f}")
+    elif row["score"] < best["score"] - rule.identity_tolerance:
+        # identity not reached yet (before the best step), or lost again after it (distorted or missing faces)
+        kind = "underfit: identity" if row["step"] < best["step"] else "overfit: identity fell to"
+        faces = f" (faces in {row['face_rate']:.0%} of images)" if metric == "identity" else ""
+        signs.append(f"{kind} {row['score']:.3f} vs best {best['score']:.3f} at step {best['step']}{faces}")
     for col, drop, what in (("clip_t", rule.fidelity_drop, "prompt fidelity"), ("diversity", rule.diversity_drop, "seed diversity")):
         if top[col] > 0 and row[col] < (1 - drop) * top[col]:
             signs.append(f"overfit: {what} down {1 - row[col] / top[col]:.0%}")
@@ -70,8 +74,8 @@ def judge(summary: pd.DataFrame, rule: Rule) -> tuple[pd.DataFrame, str]:
     if cand.empty:
         raise InputDataError("the summary has no LoRA checkpoint rows to judge", fix="check checkpoints_glob")
     metric = identity_metric(cand)
-    cand["score"] = cand[metric].astype(float)
-    best = cand["score"].max()
+    cand["score"] = cand[SCORE_COLUMNS[metric]].astype(float)
+    best = cand.loc[cand["score"].idxmax()]
     # References: the best LoRA checkpoint for fidelity and diversity (the base model, untouched by the
     # LoRA, would flag every checkpoint); the lowest copy rate including the base model, which copies nothing.
     top = pd.Series({"clip_t": cand["clip_t"].max(), "diversity": cand["diversity"].max(), "copy_rate": summary["copy_rate"].min()})
