@@ -69,6 +69,7 @@ def _checks() -> dict:
     return {
         "00_setup": _check_00_setup,
         "02_captioning": test_captions.check_demo_outputs,
+        "04_checkpoints": test_evaluation_compare.check_demo_outputs,
         "03_training": test_training_loop.check_demo_outputs,
         "07_knowledge_audit": test_knowledge_audit.check_demo_outputs,
     }
