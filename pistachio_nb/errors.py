@@ -27,6 +27,10 @@ class NotebookFailedError(PistachioError, RuntimeError):
     """A notebook raised while running headless; the rendered notebook shows the failing cell."""
 
 
+class ServiceError(PistachioError, RuntimeError):
+    """A demo service the profile asks for (e.g. the ComfyUI test server) cannot start."""
+
+
 class InputDataError(PistachioError, ValueError):
     """A user-supplied file or folder is missing or unusable."""
 

@@ -10,6 +10,7 @@ import glob
 import importlib
 import json
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -20,7 +21,7 @@ from typing import Any
 
 import nbformat
 
-from .errors import ParamsError, WorkspaceLockedError
+from .errors import ParamsError, ServiceError, WorkspaceLockedError
 from .files import write_json, write_text
 from .params import NotebookParams
 from .paths import repo_root, resolve
@@ -119,9 +120,24 @@ def start_services(services: dict[str, Any], stack: ExitStack) -> None:
     for name, options in services.items():
         if name not in SERVICE_STARTERS:
             raise ParamsError(f"services: unknown service {name!r}", fix=f"known: {', '.join(SERVICE_STARTERS)}")
+        ensure_port_free(name, (options or {}).get("host", "127.0.0.1"), int((options or {}).get("port", 0)))
         module, func = SERVICE_STARTERS[name].split(":")
         stop: Callable[[], None] = getattr(importlib.import_module(module), func)(**(options or {}))
         stack.callback(stop)
+
+
+def ensure_port_free(service: str, host: str, port: int) -> None:
+    """Refuse at once when a demo service's port is taken (another demo or test run), not later and obscurely."""
+    if not port:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise ServiceError(
+                f"services: {service} cannot listen on {host}:{port}: the port is in use",
+                fix="another demo or test run is probably using it; wait for it, or change the port in the profile",
+            ) from None
 
 
 def make_run_dir(profile: Profile, root: Path | None = None) -> Path:

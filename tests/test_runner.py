@@ -88,3 +88,19 @@ def test_cli_refuses_when_another_process_holds_the_lock(tmp_path):
         holder.kill()
         holder.wait()
     assert os.path.exists(ws / ".pistachio-run.lock")
+
+
+def test_busy_service_port_is_refused_before_any_notebook_runs(tmp_path):
+    import socket
+
+    from pistachio_nb.errors import ServiceError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        profile = tmp_path / "t.yaml"
+        profile.write_text(f"common:\n  workspace: {tmp_path / 'ws'}\nservices:\n  comfyui_test_server: {{port: {port}}}\n")
+        with pytest.raises(ServiceError, match=f"127.0.0.1:{port}.*in use"):
+            run_notebooks("00_setup", profile, runs_root=tmp_path / "runs", echo=lambda s: None)
+    assert not list((tmp_path / "runs").glob("*/00_setup.ipynb"))
