@@ -62,6 +62,7 @@ class Featurizer:
     def __init__(self, pipe, cache_dir: Path, model_id: str, cache_latents: bool, cache_text: bool,
                  shuffle_captions: bool, train_text: bool, rng: random.Random) -> None:  # fmt: skip
         self.pipe, self.rng, self.shuffle, self.train_text = pipe, rng, shuffle_captions, train_text
+        self.dtype = pipe.unet.dtype  # read once: diffusers computes it by walking the parameters
         vae_id = json.dumps(dict(pipe.vae.config), sort_keys=True, default=str)
         self.latent_cache = DiskCache(cache_dir / "latents", f"{model_id}|{vae_id}") if cache_latents else None
         self.text_cache = DiskCache(cache_dir / "text", model_id) if cache_text else None
@@ -91,9 +92,11 @@ class Featurizer:
         return torch.stack([e["prompt_embeds"] for e in entries]), torch.stack([e["pooled"] for e in entries])
 
     def batch(self, examples: list[Example], device: torch.device | str) -> Batch:
+        """Latents in fp32 (noise is added there); conditioning in the frozen weights' dtype."""
         emb, pooled = self.text([ex.caption for ex in examples])
-        time_ids = torch.tensor([ex.time_ids() for ex in examples], dtype=torch.float32)
-        return Batch(*(t.to(device) for t in (self.latents(examples), emb, pooled, time_ids)))
+        time_ids = torch.tensor([ex.time_ids() for ex in examples])
+        cond = (t.to(device, self.dtype) for t in (emb, pooled, time_ids))
+        return Batch(self.latents(examples).to(device, torch.float32), *cond)
 
     def warm(self, examples: list[Example]) -> None:
         """Fill the caches up front (one pass), so the timed loop only reads."""

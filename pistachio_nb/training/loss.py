@@ -46,11 +46,9 @@ def target_for(noise_scheduler, latents: torch.Tensor, noise: torch.Tensor, time
 
 
 def predict(unet, batch: Batch, noisy: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-    dtype = unet.dtype
-    return unet(
-        noisy.to(dtype), timesteps, batch.prompt_embeds.to(dtype),
-        added_cond_kwargs={"text_embeds": batch.pooled.to(dtype), "time_ids": batch.time_ids.to(dtype)},
-    ).sample  # fmt: skip
+    """UNet output; the noisy latents take the conditioning's dtype (the frozen weights' dtype)."""
+    cond = {"text_embeds": batch.pooled, "time_ids": batch.time_ids}
+    return unet(noisy.to(batch.prompt_embeds.dtype), timesteps, batch.prompt_embeds, added_cond_kwargs=cond).sample
 
 
 def per_sample_loss(unet, noise_scheduler, batch: Batch, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
