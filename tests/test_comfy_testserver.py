@@ -202,3 +202,9 @@ def test_command_line_entry_serves_until_terminated():
     finally:
         proc.terminate()
     assert proc.wait(10) == 0
+
+
+def test_a_taken_port_is_a_clear_error():
+    with ComfyTestServer() as first:
+        with pytest.raises(RuntimeError, match=f"did not start on 127.0.0.1:{first.port}: .*in use"):
+            ComfyTestServer(port=first.port).start()

@@ -53,6 +53,7 @@ class ComfyTestServer:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._http: tornado.httpserver.HTTPServer | None = None
+        self._error: Exception | None = None
 
     @property
     def url(self) -> str:
@@ -111,6 +112,8 @@ class ComfyTestServer:
         asyncio.set_event_loop(self.loop)
         try:
             self.loop.run_until_complete(self._main())
+        except Exception as err:  # e.g. the port is taken by another run's server: start() reports it
+            self._error = err
         finally:
             self._ready.set()
             self.loop.close()
@@ -119,8 +122,8 @@ class ComfyTestServer:
         """Serve in a background thread; returns once the port accepts connections."""
         self._thread = threading.Thread(target=self._serve, name=f"comfy-test-server-{self.port}", daemon=True)
         self._thread.start()
-        if not self._ready.wait(STARTUP_TIMEOUT) or not self._thread.is_alive():
-            raise RuntimeError(f"ComfyUI test server did not start on {self.host}:{self.port}")
+        if not self._ready.wait(STARTUP_TIMEOUT) or self._error is not None:
+            raise RuntimeError(f"ComfyUI test server did not start on {self.host}:{self.port}: {self._error}")
         return self
 
     def restart(self, down_seconds: float = 0.5) -> None:
