@@ -9,6 +9,7 @@ import papermill as pm
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import save_file
 
 from pistachio_nb.comfy.testserver import ComfyTestServer
 from pistachio_nb.demo_data import draw_scene
@@ -165,6 +166,10 @@ def test_image_from_dataset_and_lora_from_recommendation(values, tmp_path, lora_
     assert resolve_lora(p) == lora_file
     with pytest.raises(ModelLoadError, match="could not load LoRA"):
         load_pipeline(params(values, lora=str(values["image"])))  # a PNG is no LoRA
+    alien = tmp_path / "alien.safetensors"  # a LoRA for another architecture: no layer matches
+    save_file({"lora_unet_other_net.lora_down.weight": torch.zeros(4, 64), "lora_unet_other_net.lora_up.weight": torch.zeros(64, 4)}, alien)
+    with pytest.raises(ModelLoadError, match="use a LoRA trained for this SDXL base model"):
+        load_pipeline(params(values, lora=str(alien)))
 
 
 def test_dedicated_inpainting_checkpoint_with_a_9_channel_unet(values, tmp_path):
