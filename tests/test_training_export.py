@@ -29,8 +29,9 @@ def trained(tmp_path_factory):
     p = training_params(ws, max_steps=3, checkpoint_every=3, unet_lr=0.01, text_encoder_lr=0.01, rank=4, alpha=2.0,
                         train_text_encoder=True, cache_text_embeddings=False, target_modules=TARGETS)  # fmt: skip
     run = setup_run(p, load_dataset(p.ws.dataset, p.resolution), p.ws.lora)
+    progress = resume_or_start(run, None)
     log = TrainLog(p.ws.lora, 0)
-    run_loop(run, resume_or_start(run, None), log)
+    run_loop(run, progress, log)
     log.close()
     return run
 
