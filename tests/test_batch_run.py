@@ -36,8 +36,9 @@ def test_batch_spreads_over_servers_and_records_everything(tmp_path):
         result = run_batch(params(tmp_path, [a.url, b.url]))
         table = result.table
         assert list(table["state"]) == ["done"] * 6
-        assert table["server"].value_counts().to_dict() == {a.url: 3, b.url: 3}
-        assert a.engine.number == 3 and b.engine.number == 3  # each prompt submitted exactly once
+        counts = table["server"].value_counts().to_dict()
+        assert set(counts) == {a.url, b.url} and min(counts.values()) >= 2  # both pods did a share
+        assert (a.engine.number, b.engine.number) == (counts[a.url], counts[b.url])  # each prompt submitted once
     assert images_of(result) == sorted(f"{j}_0.png" for j in table["job_id"])
     row = table.iloc[0]
     image = Image.open(result.folder / "images" / row.files[0])
@@ -111,7 +112,7 @@ def test_failures_are_per_job_and_the_batch_goes_on(tmp_path):
 
 def test_stuck_prompt_is_cancelled_and_retried(tmp_path):
     with ComfyTestServer(behaviour=Behaviour(hang_next=1)) as srv:
-        result = run_batch(params(tmp_path, [srv.url], prompts="prompt,seeds\nx,1\n", job_timeout_seconds=0.5))
+        result = run_batch(params(tmp_path, [srv.url], prompts="prompt,seeds\nx,1\n", job_timeout_seconds=1.0))
         assert srv.engine.remaining() == 0
     assert result.table.loc[0, "state"] == "done" and result.table.loc[0, "attempts"] == 2
 
