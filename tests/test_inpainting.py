@@ -119,11 +119,18 @@ def test_sidecar_refuses_a_changed_input_picture(values, pipe, tmp_path):
         reproduce(f"{result.path}.params.json", pipe)
 
 
-def test_results_with_other_params_never_overwrite_and_reruns_are_idempotent(values, pipe):
-    first = inpaint(params(values), pipe=pipe).path
-    assert inpaint(params(values), pipe=pipe).path == first
-    assert inpaint(params(values, prompt="pstchio character, red hair"), pipe=pipe).path != first
-    assert len(list(first.parent.glob("*.png"))) == 2
+def test_reruns_reuse_saved_results_and_changes_never_overwrite(values, pipe, tmp_path):
+    picture = tmp_path / "picture.png"
+    picture.write_bytes(open(values["image"], "rb").read())
+    first = inpaint(params(values, image=str(picture)), pipe=pipe)
+    again = inpaint(params(values, image=str(picture)))  # no pipeline: the saved result is reused
+    assert again.cached and not first.cached and again.path == first.path and again.crop == first.crop
+    assert pixels_changed(again.image, first.image) == 0
+    assert inpaint(params(values, image=str(picture), prompt="pstchio character, red hair"), pipe=pipe).path != first.path
+    Image.open(values["image"]).transpose(Image.FLIP_LEFT_RIGHT).save(picture)  # same path, new content
+    changed = inpaint(params(values, image=str(picture)), pipe=pipe)
+    assert not changed.cached and changed.path != first.path
+    assert len(list(first.path.parent.glob("*.png"))) == 3
 
 
 def test_lora_scale_changes_the_result(values, pipe):
@@ -150,7 +157,9 @@ def test_sweep_saves_every_cell_the_table_and_the_grid(values, pipe):
         side = read_json(p.ws.root / f"{rel}.params.json")
         assert (side["params"]["strength"], side["params"]["lora_scale"]) in [(0.5, 0.0), (0.5, 1.0), (1.0, 0.0), (1.0, 1.0)]
     assert (p.ws.inpainting / "sweep_grid.png").stat().st_size > 1000 and (p.ws.inpainting / "sweep.csv").exists()
-    assert table["file"].nunique() == 4
+    assert table["file"].nunique() == 4 and not table["cached"].any()
+    _, rerun = sweep(None, prepare(p), [0.5, 1.0], [0.0, 1.0])  # every cell saved: no pipeline needed
+    assert rerun["cached"].all() and rerun.drop(columns="cached").equals(table.drop(columns="cached"))
 
 
 def test_image_from_dataset_and_lora_from_recommendation(values, tmp_path, lora_file):

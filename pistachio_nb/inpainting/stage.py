@@ -4,11 +4,14 @@
 sweep) so the reader sees each. Every saved PNG has `<png>.params.json` holding the concrete params
 (image and LoRA paths resolved, the strength/scale actually used) plus hashes of the inputs, so
 `reproduce(sidecar)` re-runs it and gets the same pixels for the same seed on the same machine.
+The file name carries a hash of params and inputs: a rerun with nothing changed reuses the saved
+result instead of recomputing it (delete the PNG to force a new run).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,15 +33,17 @@ class Job:
     params: InpaintingParams
     image: Image.Image
     masks: Masks
+    inputs: dict[str, str | None]  # sha256 of the picture, LoRA and mask files
 
 
 @dataclass(frozen=True)
 class Result:
-    """One inpainted picture, where it was saved, and the crop the model worked on."""
+    """One inpainted picture, where it was saved, the crop the model worked on, and whether it was reused."""
 
     image: Image.Image
     path: Path
     crop: Crop
+    cached: bool = False
 
 
 def sha256(path: str | Path) -> str:
@@ -91,7 +96,7 @@ def prepare(p: InpaintingParams) -> Job:
                         p.resize_mask, p.mask_grow, p.mask_feather)  # fmt: skip
     concrete = p.model_copy(update={"image": str(image_path), "lora": str(lora) if lora else "none",
                                     "mask_file": str(resolve(p.mask_file)) if p.mask_file else ""})  # fmt: skip
-    return Job(concrete, image, masks)
+    return Job(concrete, image, masks, input_hashes(concrete))
 
 
 def load_pipeline(p: InpaintingParams, device: str | None = None):
@@ -122,9 +127,10 @@ def inpaint_image(pipe, job: Job) -> tuple[Image.Image, Crop]:
     return paste_back(job.image, out, job.masks.soft, crop), crop
 
 
-def output_name(p: InpaintingParams) -> str:
-    """`<stem>-seed<seed>-str<strength>-lora<scale>-<params hash>.png`: the knobs in the name; other changes never overwrite."""
-    digest = hashlib.sha256(p.model_dump_json().encode()).hexdigest()[:8]
+def output_name(job: Job) -> str:
+    """`<stem>-seed<seed>-str<strength>-lora<scale>-<hash>.png`: the knobs in the name, a hash of params and inputs after."""
+    p = job.params
+    digest = hashlib.sha256((p.model_dump_json() + json.dumps(job.inputs, sort_keys=True)).encode()).hexdigest()[:8]
     return f"{Path(p.image).stem}-seed{p.seed}-str{p.strength:g}-lora{p.lora_scale:g}-{digest}.png"
 
 
@@ -134,26 +140,37 @@ def input_hashes(p: InpaintingParams) -> dict[str, str | None]:
     return {name: sha256(path) if path else None for name, path in files.items()}
 
 
-def save_result(image: Image.Image, folder: Path, job: Job, crop: Crop, **extra) -> Path:
-    """Write the PNG atomically and its sidecar: concrete params, input hashes, crop, library versions."""
+def saved_result(folder: Path, job: Job) -> Result | None:
+    """The result of exactly this job if an earlier run saved it (PNG and sidecar), else None."""
+    dest = folder / output_name(job)
+    sidecar = Path(f"{dest}.params.json")
+    if not (dest.is_file() and sidecar.is_file()):
+        return None
+    data = read_json(sidecar)
+    return Result(load_image(dest), dest, Crop(tuple(data["crop_box"]), tuple(data["work_size"])), cached=True)
+
+
+def run_and_save(pipe, job: Job, folder: Path, **extra) -> Result:
+    """Inpaint, then write the PNG atomically and its sidecar: concrete params, input hashes, crop, library versions."""
     import diffusers
     import torch
 
-    p = job.params
-    dest = folder / output_name(p)
+    image, crop = inpaint_image(pipe, job)
+    dest = folder / output_name(job)
     with atomic_path(dest) as tmp:
         image.save(tmp, format="PNG")
-    write_sidecar(dest, p, input_sha256=input_hashes(p), crop_box=list(crop.box), work_size=list(crop.work_size),
+    write_sidecar(dest, job.params, input_sha256=job.inputs, crop_box=list(crop.box), work_size=list(crop.work_size),
                   versions={"diffusers": diffusers.__version__, "torch": torch.__version__}, **extra)  # fmt: skip
-    return dest
+    return Result(image, dest, crop)
 
 
 def inpaint(p: InpaintingParams, pipe=None, job: Job | None = None) -> Result:
-    """Inpaint `p.image` where the mask says, with the LoRA at `p.lora_scale`; save PNG + sidecar in the workspace."""
+    """Inpaint `p.image` where the mask says, with the LoRA at `p.lora_scale`; save PNG + sidecar in the workspace.
+
+    Reuses the saved result when params and inputs are unchanged (the pipeline is then not even loaded).
+    """
     job = job or prepare(p)
-    pipe = pipe or load_pipeline(job.params)
-    image, crop = inpaint_image(pipe, job)
-    return Result(image, save_result(image, p.ws.inpainting, job, crop), crop)
+    return saved_result(p.ws.inpainting, job) or run_and_save(pipe or load_pipeline(job.params), job, p.ws.inpainting)
 
 
 def reproduce(sidecar: str | Path, pipe=None) -> Image.Image:
@@ -163,7 +180,7 @@ def reproduce(sidecar: str | Path, pipe=None) -> Image.Image:
     """
     data = read_json(sidecar)
     job = prepare(InpaintingParams.validate_values(data["params"], where=str(sidecar)))
-    changed = [name for name, digest in input_hashes(job.params).items() if digest != data["input_sha256"][name]]
+    changed = [name for name, digest in job.inputs.items() if digest != data["input_sha256"][name]]
     if changed:
         raise InputDataError(f"{sidecar}: input {', '.join(changed)} changed since the result was made",
                              fix="restore the original file(s); the sidecar's params name them")

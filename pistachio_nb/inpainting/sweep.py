@@ -6,13 +6,15 @@ the knob that changed. Each cell is saved with its own sidecar (it is a reproduc
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from ..display import image_grid, save_figure
 from ..files import write_csv
-from .stage import Job, inpaint_image, save_result
+from .stage import Job, run_and_save, saved_result
 
 
 def masked_change(before, after, mask) -> float:
@@ -23,7 +25,7 @@ def masked_change(before, after, mask) -> float:
 
 
 def sweep(pipe, job: Job, strengths: list[float], lora_scales: list[float]):
-    """Inpaint every strength x scale pair at the job's seed; save cells, `sweep.csv` and `sweep_grid.png`.
+    """Inpaint every strength x scale pair at the job's seed (reusing cells saved before); save cells, `sweep.csv`, `sweep_grid.png`.
 
     Returns (figure, table): rows of the grid are strengths, columns LoRA scales.
     """
@@ -31,13 +33,13 @@ def sweep(pipe, job: Job, strengths: list[float], lora_scales: list[float]):
     rows, cells = [], []
     pairs = [(s, k) for s in strengths for k in lora_scales]
     for strength, scale in tqdm(pairs, desc="sweep"):
-        cell = Job(job.params.model_copy(update={"strength": strength, "lora_scale": scale}), job.image, job.masks)
-        image, crop = inpaint_image(pipe, cell)
-        path = save_result(image, folder, cell, crop, sweep={"strengths": strengths, "lora_scales": lora_scales})
-        cells.append(image)
+        cell = replace(job, params=job.params.model_copy(update={"strength": strength, "lora_scale": scale}))
+        grid_info = {"strengths": strengths, "lora_scales": lora_scales}
+        result = saved_result(folder, cell) or run_and_save(pipe, cell, folder, sweep=grid_info)
+        cells.append(result.image)
         rows.append({"strength": strength, "lora_scale": scale, "seed": cell.params.seed,
-                     "masked_change": round(masked_change(job.image, image, job.masks.soft), 2),
-                     "file": path.relative_to(job.params.ws.root).as_posix()})  # fmt: skip
+                     "masked_change": round(masked_change(job.image, result.image, job.masks.soft), 2),
+                     "cached": result.cached, "file": result.path.relative_to(job.params.ws.root).as_posix()})  # fmt: skip
     n = len(lora_scales)
     grid = [cells[i : i + n] for i in range(0, len(cells), n)]
     fig = image_grid(grid, row_labels=[f"strength {s:g}" for s in strengths], col_labels=[f"LoRA {k:g}" for k in lora_scales])
