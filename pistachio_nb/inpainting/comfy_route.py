@@ -69,7 +69,8 @@ def upload_mask(client: ComfyClient, data: bytes, name: str, original: ImageRef)
     Kept here, beside the only caller, until `ComfyClient` has an `upload_mask` verb.
     """
     ref = {"filename": original.filename, "subfolder": original.subfolder, "type": original.type}
-    answer = client._json("POST", "/upload/mask", files={"image": (name, data, "image/png")},  # the client's error handling
+    # the client's own request helper, so errors read like every other ComfyUI error
+    answer = client._json("POST", "/upload/mask", files={"image": (name, data, "image/png")},
                           data={"type": "input", "subfolder": original.subfolder, "overwrite": "true",
                                 "original_ref": json.dumps(ref)})  # fmt: skip
     return ImageRef(answer["name"], answer.get("subfolder", ""), answer.get("type", "input"))
@@ -118,5 +119,6 @@ def comfy_inpaint(p: InpaintingParams, job: Job, crop: Crop) -> ComfyResult:
     write_sidecar(dest, job.params, comfy={"url": p.comfy_url, "prompt_id": run.prompt_id, "workflow": graph,
                                            "server_image": run.images[0].params()}, crop_box=list(crop.box))  # fmt: skip
     summary = pd.DataFrame([{"prompt_id": run.prompt_id, "seconds": round(run.seconds, 2), "uploaded": name,
-                             "server_output": run.images[0].filename, "saved": dest.relative_to(p.ws.root).as_posix()}])  # fmt: skip
+                             "server_output": run.images[0].filename,
+                             "saved": dest.relative_to(p.ws.root).as_posix()}])  # fmt: skip
     return ComfyResult(image, dest, summary)

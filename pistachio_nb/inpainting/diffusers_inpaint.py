@@ -58,7 +58,8 @@ def load_lora(pipe, lora_file: str | Path) -> None:
     """Load the character LoRA (kohya or diffusers keys) into the pipeline as adapter `character`."""
     path = Path(lora_file)
     if not path.is_file():
-        raise ModelLoadError(f"LoRA file {path} does not exist", fix="set lora to a .safetensors file, 'recommended' or 'none'")
+        raise ModelLoadError(f"LoRA file {path} does not exist",
+                             fix="set lora to a .safetensors file, 'recommended' or 'none'")
     try:
         pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=ADAPTER)
     except Exception as err:  # noqa: BLE001 - a wrong file becomes one clear error

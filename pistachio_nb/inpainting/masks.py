@@ -60,7 +60,8 @@ def load_mask_file(path: str | Path, size: tuple[int, int], resize: bool) -> Ima
             im.load()
             mask = im.convert("L")
     except (OSError, ValueError) as err:
-        raise MaskError(f"mask_file {path}: cannot read it as an image ({err})", fix="give a PNG mask, white = repaint") from None
+        raise MaskError(f"mask_file {path}: cannot read it as an image ({err})",
+                        fix="give a PNG mask, white = repaint") from None
     if mask.size != size:
         if not resize:
             raise MaskError(

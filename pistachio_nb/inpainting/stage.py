@@ -128,7 +128,7 @@ def inpaint_image(pipe, job: Job) -> tuple[Image.Image, Crop]:
 
 
 def output_name(job: Job) -> str:
-    """`<stem>-seed<seed>-str<strength>-lora<scale>-<hash>.png`: the knobs in the name, a hash of params and inputs after."""
+    """`<stem>-seed<seed>-str<strength>-lora<scale>-<hash>.png`: the knobs, then a hash of all params and inputs."""
     p = job.params
     digest = hashlib.sha256((p.model_dump_json() + json.dumps(job.inputs, sort_keys=True)).encode()).hexdigest()[:8]
     return f"{Path(p.image).stem}-seed{p.seed}-str{p.strength:g}-lora{p.lora_scale:g}-{digest}.png"

@@ -25,7 +25,7 @@ def masked_change(before, after, mask) -> float:
 
 
 def sweep(pipe, job: Job, strengths: list[float], lora_scales: list[float]):
-    """Inpaint every strength x scale pair at the job's seed (reusing cells saved before); save cells, `sweep.csv`, `sweep_grid.png`.
+    """Inpaint every strength x scale pair at the job's seed (reusing saved cells); write `sweep.csv`, `sweep_grid.png`.
 
     Returns (figure, table): rows of the grid are strengths, columns LoRA scales.
     """
@@ -42,7 +42,8 @@ def sweep(pipe, job: Job, strengths: list[float], lora_scales: list[float]):
                      "cached": result.cached, "file": result.path.relative_to(job.params.ws.root).as_posix()})  # fmt: skip
     n = len(lora_scales)
     grid = [cells[i : i + n] for i in range(0, len(cells), n)]
-    fig = image_grid(grid, row_labels=[f"strength {s:g}" for s in strengths], col_labels=[f"LoRA {k:g}" for k in lora_scales])
+    labels = {"row_labels": [f"strength {s:g}" for s in strengths], "col_labels": [f"LoRA {k:g}" for k in lora_scales]}
+    fig = image_grid(grid, **labels)
     save_figure(fig, job.params.ws.inpainting / "sweep_grid.png")
     table = pd.DataFrame(rows)
     write_csv(job.params.ws.inpainting / "sweep.csv", table)

@@ -11,7 +11,7 @@ from .masks import Masks
 from .paste import Crop, crop_for_model, mask_bbox
 
 
-def overlay(image: Image.Image, mask: Image.Image, color: tuple[int, int, int] = (255, 0, 80), opacity: float = 0.5) -> Image.Image:
+def overlay(image: Image.Image, mask: Image.Image, color=(255, 0, 80), opacity: float = 0.5) -> Image.Image:
     """The image with the mask tinted on top: what will be repainted, in context."""
     tint = Image.new("RGB", image.size, color)
     alpha = mask.point(lambda v: round(v * opacity))
