@@ -126,6 +126,7 @@ def test_reruns_reuse_saved_results_and_changes_never_overwrite(values, pipe, tm
     again = inpaint(params(values, image=str(picture)))  # no pipeline: the saved result is reused
     assert again.cached and not first.cached and again.path == first.path and again.crop == first.crop
     assert pixels_changed(again.image, first.image) == 0
+    assert inpaint(params(values, image=str(picture), sweep_lora_scales=[0.3], comfy_timeout=5.0)).cached
     assert inpaint(params(values, image=str(picture), prompt="pstchio character, red hair"), pipe=pipe).path != first.path
     Image.open(values["image"]).transpose(Image.FLIP_LEFT_RIGHT).save(picture)  # same path, new content
     changed = inpaint(params(values, image=str(picture)), pipe=pipe)

@@ -26,6 +26,11 @@ from .diffusers_inpaint import Sampling, load_inpaint_pipeline, load_lora, nativ
 from .masks import Masks, build_masks
 from .paste import Crop, crop_for_model, paste_back, plan_crop
 
+# params that never change a result's pixels: left out of its name, so changing them reuses saved results
+NOT_PIXELS = {"workspace", "sweep_strengths", "sweep_lora_scales", "comfy_url", "comfy_checkpoint", "comfy_lora",
+              "comfy_timeout"}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Job:
     """Validated inputs of one inpainting: the concrete params, the picture and its masks."""
@@ -130,7 +135,8 @@ def inpaint_image(pipe, job: Job) -> tuple[Image.Image, Crop]:
 def output_name(job: Job) -> str:
     """`<stem>-seed<seed>-str<strength>-lora<scale>-<hash>.png`: the knobs, then a hash of all params and inputs."""
     p = job.params
-    digest = hashlib.sha256((p.model_dump_json() + json.dumps(job.inputs, sort_keys=True)).encode()).hexdigest()[:8]
+    key = p.model_dump_json(exclude=NOT_PIXELS) + json.dumps(job.inputs, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     return f"{Path(p.image).stem}-seed{p.seed}-str{p.strength:g}-lora{p.lora_scale:g}-{digest}.png"
 
 
