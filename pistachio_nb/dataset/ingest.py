@@ -13,6 +13,7 @@ from pathlib import Path
 
 import imagehash
 import numpy as np
+import scipy.fftpack  # noqa: F401  (phash imports it lazily; loading it here lets the forkserver share it with workers)
 from PIL import Image
 
 from .decode import Limits, RejectedImage, decode_upright, open_checked
