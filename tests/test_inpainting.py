@@ -208,6 +208,8 @@ def test_comfy_route_uploads_picture_and_alpha_mask_and_pastes_back(values, pipe
         uploaded = sorted((server.root / "input" / "pistachio").glob("*_masked.png"))
         assert len(uploaded) == 1
         alpha = np.asarray(Image.open(uploaded[0]).getchannel("A"))
+        red = params(values, comfy_url=server.url, comfy_lora=comfy_lora, prompt="pstchio character, red hair")
+        assert comfy_inpaint(red, prepare(red), crop).path != result.path  # another prompt never overwrites
     model_mask = np.asarray(job.masks.hard.crop(crop.box).resize(crop.work_size, Image.NEAREST))
     assert np.array_equal(alpha == 0, model_mask > 0)  # transparent = repaint, as ComfyUI's LoadImage reads it
     assert pixels_changed(job.image, result.image, outside=job.masks.soft) == 0 < pixels_changed(job.image, result.image)

@@ -22,7 +22,7 @@ from ..comfy.workflow import check_workflow, fill, load_workflow
 from ..files import atomic_path, write_sidecar
 from ..params import InpaintingParams
 from .paste import Crop, crop_for_model, paste_back
-from .stage import Job
+from .stage import Job, output_name
 
 WORKFLOW = "inpaint_lora"
 # field -> (node class, word its title must contain, inputs it sets); see comfy.workflow.fill
@@ -96,6 +96,13 @@ def build_graph(p: InpaintingParams, image_name: str, prefix: str) -> dict[str, 
     return graph if p.comfy_lora else drop_lora(graph)
 
 
+def comfy_name(job: Job, crop: Crop) -> str:
+    """Like the diffusers result's name (knobs + hash of pixel params and inputs), plus the server's model files."""
+    p = job.params
+    key = f"{output_name(job)}|{p.comfy_checkpoint}|{p.comfy_lora}|{crop.box}|{crop.work_size}"
+    return f"{Path(output_name(job)).stem.rsplit('-', 1)[0]}-comfy-{hashlib.sha256(key.encode()).hexdigest()[:8]}.png"
+
+
 def comfy_inpaint(p: InpaintingParams, job: Job, crop: Crop) -> ComfyResult:
     """Inpaint the job's crop on the ComfyUI server at `p.comfy_url`; save the pasted-back PNG + sidecar."""
     if not p.comfy_url:
@@ -113,7 +120,7 @@ def comfy_inpaint(p: InpaintingParams, job: Job, crop: Crop) -> ComfyResult:
         with Image.open(io.BytesIO(client.view(run.images[0]))) as out:
             generated = out.convert("RGB")
     image = paste_back(job.image, generated, job.masks.soft, crop)
-    dest = p.ws.inpainting / "comfy" / f"{Path(job.params.image).stem}-seed{p.seed}-comfy-{key}.png"
+    dest = p.ws.inpainting / "comfy" / comfy_name(job, crop)
     with atomic_path(dest) as tmp:
         image.save(tmp, format="PNG")
     write_sidecar(dest, job.params, comfy={"url": p.comfy_url, "prompt_id": run.prompt_id, "workflow": graph,
