@@ -71,6 +71,7 @@ def _checks() -> dict:
         "02_captioning": test_captions.check_demo_outputs,
         "04_checkpoints": test_evaluation_compare.check_demo_outputs,
         "03_training": test_training_loop.check_demo_outputs,
+        "05_inpainting": test_inpainting.check_demo_outputs,
         "06_batch_generation": test_batch_run.check_demo_outputs,
         "07_knowledge_audit": test_knowledge_audit.check_demo_outputs,
     }
