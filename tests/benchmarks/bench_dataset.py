@@ -90,12 +90,14 @@ def subset_folder(big: Path, n: int) -> Path:
 
 
 class PeakMemory:
-    """Samples this process and all its descendants every 50 ms: peak summed RSS and PSS, the peak RSS of
-    the main process and of the biggest other process, and CPU seconds used by the whole tree."""
+    """Samples this process and all its descendants: peak summed RSS (every 50 ms) and PSS (every 250 ms),
+    the peak RSS of the main process and of the biggest other process, and the CPU seconds the whole tree
+    spent (the sampler's own CPU excluded)."""
 
     def __init__(self) -> None:
         self.rss = self.pss = self.main_rss = self.other_rss = 0
         self._cpu: dict[int, float] = {}
+        self._sampler_cpu = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -104,21 +106,23 @@ class PeakMemory:
         return sum(self._cpu.values())
 
     def _run(self) -> None:
-        me = psutil.Process()
+        me, tick = psutil.Process(), 0
         while not self._stop.is_set():
             rss = pss = 0
             for proc in [me, *me.children(recursive=True)]:
                 try:
-                    info, cpu = proc.memory_full_info(), proc.cpu_times()
+                    mem, cpu = proc.memory_info(), proc.cpu_times()
+                    pss += proc.memory_full_info().pss if tick % 5 == 0 else 0
                 except psutil.Error:
                     continue
-                rss, pss = rss + info.rss, pss + info.pss
+                rss += mem.rss
                 self._cpu[proc.pid] = cpu.user + cpu.system
                 if proc.pid == me.pid:
-                    self.main_rss = max(self.main_rss, info.rss)
+                    self.main_rss = max(self.main_rss, mem.rss)
                 else:
-                    self.other_rss = max(self.other_rss, info.rss)
-            self.rss, self.pss = max(self.rss, rss), max(self.pss, pss)
+                    self.other_rss = max(self.other_rss, mem.rss)
+            self.rss, self.pss, tick = max(self.rss, rss), max(self.pss, pss), tick + 1
+            self._sampler_cpu = time.thread_time()
             self._stop.wait(0.05)
 
     def __enter__(self) -> PeakMemory:
@@ -129,7 +133,8 @@ class PeakMemory:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self._cpu[psutil.Process().pid] = sum(psutil.Process().cpu_times()[:2]) - self._start_cpu
+        main = sum(psutil.Process().cpu_times()[:2]) - self._start_cpu - self._sampler_cpu
+        self._cpu[psutil.Process().pid] = main
 
     def report(self, files: int, seconds: float, **extra) -> dict:
         mb = 2**20
