@@ -17,7 +17,8 @@ from pistachio_nb.errors import InputDataError, ModelLoadError
 from pistachio_nb.files import read_json, write_json, write_jsonl
 from pistachio_nb.inpainting import inpaint, prepare, reproduce
 from pistachio_nb.inpainting.comfy_route import comfy_inpaint
-from pistachio_nb.inpainting.stage import load_pipeline, resolve_image, resolve_lora
+from pistachio_nb.inpainting.stage import load_pipeline, resolve_image
+from pistachio_nb.lora import resolve_lora
 from pistachio_nb.inpainting.sweep import sweep
 from pistachio_nb.inpainting.views import pixels_changed
 from pistachio_nb.models import load_sdxl_pipeline
@@ -168,12 +169,12 @@ def test_image_from_dataset_and_lora_from_recommendation(values, tmp_path, lora_
     with pytest.raises(InputDataError, match="run 01_dataset first"):
         resolve_image(p)
     with pytest.raises(InputDataError, match="no checkpoint recommendation"):
-        resolve_lora(p)
+        resolve_lora(p.lora, p.ws.root)
     draw_scene(random.Random(1), (64, 64)).save(p.ws.sub("dataset/train") / "b.png")
     write_jsonl(p.ws.root / "dataset" / "metadata.jsonl", [{"file_name": "train/b.png"}, {"file_name": "train/a.png"}])
     assert resolve_image(p) == p.ws.root / "dataset" / "train" / "a.png"
     write_json(p.ws.comparison / "recommendation.json", {"checkpoint": str(lora_file)})
-    assert resolve_lora(p) == lora_file
+    assert resolve_lora(p.lora, p.ws.root) == lora_file
     with pytest.raises(ModelLoadError, match="could not load LoRA"):
         load_pipeline(params(values, lora=str(values["image"])))  # a PNG is no LoRA
     alien = tmp_path / "alien.safetensors"  # a LoRA for another architecture: no layer matches

@@ -131,7 +131,7 @@ class LocalBackend:
 
     def prepare(self, sample: Job) -> list[str]:
         """Load the pipeline and the LoRA once, before any job runs (same loaders as 05_inpainting)."""
-        from ..inpainting.diffusers_inpaint import load_lora
+        from ..lora import load_lora
         from ..models import load_sdxl_pipeline
 
         self.pipe = load_sdxl_pipeline(self.model)
@@ -145,7 +145,7 @@ class LocalBackend:
     def run(self, job: Job, target: str, on_submitted: Callable[[str | None], None], resume: str | None = None) -> JobOutput:
         import torch
 
-        from ..inpainting.diffusers_inpaint import set_lora_scale
+        from ..lora import set_lora_scale
 
         on_submitted(None)
         with self._lock:

@@ -66,9 +66,9 @@ def build_backends(p: BatchParams) -> list[ComfyBackend | LocalBackend]:
                                      per_server=p.jobs_per_server, job_timeout=p.job_timeout_seconds,
                                      request_timeout=p.request_timeout_seconds))
     if "local" in p.backends:
-        from ..inpainting.stage import resolve_lora  # same "recommended"/"none"/path rule as 05_inpainting
+        from ..lora import resolve_lora  # same "recommended"/"none"/path rule as 05_inpainting
 
-        lora = resolve_lora(p)
+        lora = resolve_lora(p.lora, p.ws.root)
         backends.append(LocalBackend(p.model, str(lora) if lora else "", p.steps, p.cfg))
     return backends
 

@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import ModelLoadError
 from ..files import atomic_path
+from ..lora import load_lora, set_lora_scale
 from ..models import load_sdxl_pipeline
 from .inputs import Checkpoint
 
@@ -66,23 +66,6 @@ def _generate_one(pipe, row, settings: SamplerSettings):
                 generator=generator).images[0]
 
 
-def _load_lora(pipe, path: Path, adapter: str) -> None:
-    """Load a LoRA file as a named adapter, quieting diffusers' per-file note that a UNet-only LoRA has no text-encoder keys."""
-    from diffusers.utils import logging as diffusers_logging
-
-    level = diffusers_logging.get_verbosity()
-    diffusers_logging.set_verbosity_error()
-    try:
-        pipe.load_lora_weights(str(path), adapter_name=adapter)
-    except Exception as err:  # noqa: BLE001 - any loader failure names the file
-        raise ModelLoadError(
-            f"could not load LoRA {path} into {pipe.__class__.__name__}: {type(err).__name__}: {err}",
-            fix="check that the file is an SDXL LoRA trained on base_model (re-export it from 03_training)",
-        ) from err
-    finally:
-        diffusers_logging.set_verbosity(level)
-
-
 def generate_grid(plan: pd.DataFrame, settings: SamplerSettings, device: str | None = None) -> pd.DataFrame:
     """Generate every planned image whose file is missing; returns `plan` with a `cached` column.
 
@@ -96,10 +79,10 @@ def generate_grid(plan: pd.DataFrame, settings: SamplerSettings, device: str | N
         for path, group in todo.groupby("path", dropna=False, sort=False):
             adapter = None if pd.isna(path) else "ckpt"
             if adapter:
-                _load_lora(pipe, path, adapter)
+                load_lora(pipe, path, adapter)
             for row in group.itertuples():
                 if adapter:
-                    pipe.set_adapters([adapter], [float(row.scale)])
+                    set_lora_scale(pipe, float(row.scale), adapter)
                 image = _generate_one(pipe, row, settings)
                 with atomic_path(row.file) as tmp:
                     image.save(tmp, format="PNG")

@@ -8,18 +8,14 @@ diffusers/stable-diffusion-xl-1.0-inpainting-0.1) also sees the masked image and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from ..errors import ModelLoadError
+from ..lora import diffusers_errors_only, set_lora_scale
 from ..models import load_sdxl_pipeline
-
-ADAPTER = "character"
 
 
 @dataclass(frozen=True)
@@ -52,40 +48,6 @@ def native_resolution(pipe) -> int:
 def size_multiple(pipe) -> int:
     """Side multiple the UNet divides cleanly: VAE factor x 2 per UNet downsampling (32 for SDXL)."""
     return int(pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.block_out_channels) - 1))
-
-
-def load_lora(pipe, lora_file: str | Path) -> None:
-    """Load the character LoRA (kohya or diffusers keys) into the pipeline as adapter `character`."""
-    path = Path(lora_file)
-    if not path.is_file():
-        raise ModelLoadError(f"LoRA file {path} does not exist",
-                             fix="set lora to a .safetensors file, 'recommended' or 'none'")
-    try:
-        pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=ADAPTER)
-    except Exception as err:  # noqa: BLE001 - a wrong file becomes one clear error
-        raise ModelLoadError(
-            f"could not load LoRA {path}: {type(err).__name__}: {err}",
-            fix="use a LoRA trained for this SDXL base model (03_training writes them under <workspace>/lora/)",
-        ) from err
-
-
-def set_lora_scale(pipe, scale: float) -> None:
-    """Weight of the loaded LoRA (0 = the base model alone); a no-op without a LoRA."""
-    if ADAPTER in pipe.get_list_adapters().get("unet", []):
-        pipe.set_adapters([ADAPTER], adapter_weights=[scale])
-
-
-@contextmanager
-def diffusers_errors_only() -> Iterator[None]:
-    """Silence diffusers' warnings for a call: the inpaint pipeline's VAE up/down-casting warns on every image."""
-    from diffusers.utils import logging
-
-    level = logging.get_verbosity()
-    logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        logging.set_verbosity(level)
 
 
 def run_pipeline(pipe, image: Image.Image, mask: Image.Image, s: Sampling) -> Image.Image:

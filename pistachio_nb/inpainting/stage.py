@@ -18,11 +18,11 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from ..errors import InputDataError
-from ..evaluation import read_recommendation
 from ..files import atomic_path, read_json, read_jsonl, write_sidecar
 from ..params import InpaintingParams
 from ..paths import resolve
-from .diffusers_inpaint import Sampling, load_inpaint_pipeline, load_lora, native_resolution, run_pipeline, size_multiple
+from ..lora import load_lora, resolve_lora
+from .diffusers_inpaint import Sampling, load_inpaint_pipeline, native_resolution, run_pipeline, size_multiple
 from .masks import Masks, build_masks
 from .paste import Crop, crop_for_model, paste_back, plan_crop
 
@@ -71,19 +71,6 @@ def resolve_image(p: InpaintingParams) -> Path:
     return p.ws.root / "dataset" / rows[0]["file_name"]
 
 
-def resolve_lora(p: InpaintingParams) -> Path | None:
-    """The LoRA file: a path, "none", or "recommended" = the checkpoint 04_checkpoints chose."""
-    if p.lora == "none":
-        return None
-    if p.lora != "recommended":
-        path = resolve(p.lora)
-        if not path.is_file():
-            raise InputDataError(f"lora {path} does not exist", fix='give a .safetensors file, "recommended" or "none"')
-        return path
-    path = Path(read_recommendation(p.ws.root)["checkpoint"])
-    return path if path.is_absolute() else p.ws.root / path
-
-
 def load_image(path: Path) -> Image.Image:
     """The picture as RGB, with a clear error for an unreadable file."""
     try:
@@ -95,7 +82,7 @@ def load_image(path: Path) -> Image.Image:
 
 def prepare(p: InpaintingParams) -> Job:
     """Resolve paths, load the picture, build and check the masks: every input error surfaces here, before any model."""
-    image_path, lora = resolve_image(p), resolve_lora(p)
+    image_path, lora = resolve_image(p), resolve_lora(p.lora, p.ws.root)
     image = load_image(image_path)
     masks = build_masks(image.size, p.mask_regions, resolve(p.mask_file) if p.mask_file else None,
                         p.resize_mask, p.mask_grow, p.mask_feather)  # fmt: skip
