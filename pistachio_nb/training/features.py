@@ -60,8 +60,9 @@ class Featurizer:
     """Turns examples into a Batch, through the caches when they are enabled."""
 
     def __init__(self, pipe, cache_dir: Path, model_id: str, cache_latents: bool, cache_text: bool,
-                 shuffle_captions: bool, train_text: bool, rng: random.Random) -> None:  # fmt: skip
+                 shuffle_captions: bool, train_text: bool, rng: random.Random, encoders: tuple | None = None) -> None:  # fmt: skip
         self.pipe, self.rng, self.shuffle, self.train_text = pipe, rng, shuffle_captions, train_text
+        self.encoders = encoders  # the trained encoders' wrappers, when they train
         self.dtype = pipe.unet.dtype  # read once: diffusers computes it by walking the parameters
         vae_id = json.dumps(dict(pipe.vae.config), sort_keys=True, default=str)
         self.latent_cache = DiskCache(cache_dir / "latents", f"{model_id}|{vae_id}") if cache_latents else None
@@ -81,7 +82,7 @@ class Featurizer:
             captions = [shuffle_caption(c, self.rng) for c in captions]
         if self.text_cache is None:
             with torch.set_grad_enabled(self.train_text and torch.is_grad_enabled()):
-                return encode_captions(self.pipe, captions)
+                return encode_captions(self.pipe, captions, self.encoders)
 
         def encode(caption: str) -> dict[str, torch.Tensor]:
             with torch.no_grad():

@@ -43,7 +43,8 @@ class Run:
     accelerator: Accelerator
     pipe: object
     noise_scheduler: object
-    trained: list
+    trained: list  # modules with adapters: unet, then the text encoders when they train
+    models: list  # the same, as the accelerator prepared them for the training forward
     optimizer: object
     lr_scheduler: object
     rng: RngState
@@ -91,13 +92,16 @@ def setup_run(p, data: DatasetInfo, out: Path) -> Run:
         for encoder in trained[1:]:
             encoder.gradient_checkpointing_enable()
     optimizer = accelerator.prepare(_optimizer(p, pipe, trained))
+    # under `accelerate launch` these are DDP wrappers that average gradients across GPUs; the training
+    # forward goes through them, sampling and export use the plain modules in `pipe`
+    models = [accelerator.prepare_model(m) for m in trained]
     steps = total_steps(data, p)
     lr_scheduler = get_scheduler(p.lr_scheduler, optimizer, num_warmup_steps=p.lr_warmup_steps, num_training_steps=steps)
     rng = RngState(torch.Generator().manual_seed(p.seed), random.Random(p.seed))
-    featurizer = Featurizer(pipe, out / "cache", resolve_model(p.base_model), p.cache_latents,
-                            p.cache_text_embeddings, p.caption_shuffle, p.train_text_encoder, rng.python)  # fmt: skip
+    featurizer = Featurizer(pipe, out / "cache", resolve_model(p.base_model), p.cache_latents, p.cache_text_embeddings,
+                            p.caption_shuffle, p.train_text_encoder, rng.python, tuple(models[1:]) or None)  # fmt: skip
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    return Run(p, accelerator, pipe, noise_scheduler, trained, optimizer, lr_scheduler, rng, featurizer, data,
+    return Run(p, accelerator, pipe, noise_scheduler, trained, models, optimizer, lr_scheduler, rng, featurizer, data,
                classes, out, steps, started)  # fmt: skip
 
 
@@ -105,11 +109,11 @@ def _micro_loss(run: Run, examples: list[Example], step: int) -> torch.Tensor:
     p, device = run.p, run.accelerator.device
     with run.accelerator.autocast():
         batch = run.featurizer.batch(examples, device)
-        loss = training_loss(run.pipe.unet, run.noise_scheduler, batch, run.rng.noise, p.noise_offset, p.min_snr_gamma)
+        loss = training_loss(run.models[0], run.noise_scheduler, batch, run.rng.noise, p.noise_offset, p.min_snr_gamma)
         if run.classes:
             prior = run.featurizer.batch(class_batch(run.classes, examples[0].size, len(examples), step), device)
             loss = loss + p.prior_loss_weight * training_loss(
-                run.pipe.unet, run.noise_scheduler, prior, run.rng.noise, p.noise_offset, p.min_snr_gamma)
+                run.models[0], run.noise_scheduler, prior, run.rng.noise, p.noise_offset, p.min_snr_gamma)
     return loss
 
 
@@ -197,7 +201,8 @@ def resume_or_start(run: Run, state: Path | None) -> Progress:
     return progress
 
 
-def run_loop(run: Run, progress: Progress, log: TrainLog) -> None:
+def run_loop(run: Run, progress: Progress, log: TrainLog | None) -> None:
+    """Train to `run.total_steps` from `progress`; `log` is None on the non-main processes of a multi-GPU run."""
     p, acc = run.p, run.accelerator
     recent: list[float] = []
     bar = tqdm(total=run.total_steps, initial=progress.step, desc="training", disable=not acc.is_main_process)
@@ -210,13 +215,14 @@ def run_loop(run: Run, progress: Progress, log: TrainLog) -> None:
             progress.position, progress.step = progress.position + 1, progress.step + 1
             recent.append(loss)
             lrs = run.lr_scheduler.get_last_lr()
-            log.train({"step": progress.step, "epoch": progress.epoch, "loss": loss, "lr_unet": lrs[0],
-                       "lr_text": lrs[1] if len(lrs) > 1 else 0.0, "seconds": time.perf_counter() - t0})  # fmt: skip
+            if log:
+                log.train({"step": progress.step, "epoch": progress.epoch, "loss": loss, "lr_unet": lrs[0],
+                           "lr_text": lrs[1] if len(lrs) > 1 else 0.0, "seconds": time.perf_counter() - t0})  # fmt: skip
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}")
             save = progress.step % p.checkpoint_every == 0 or progress.step == run.total_steps
             val = _validate(run) if (progress.step % p.validation_every == 0 or save) else None
-            if val is not None:
+            if val is not None and log:
                 log.validation(progress.step, val)
             if save and acc.is_main_process:
                 row = _checkpoint(run, progress, val, sum(recent) / len(recent))

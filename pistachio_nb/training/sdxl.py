@@ -50,13 +50,16 @@ def trainable_parameters(modules: list[torch.nn.Module]) -> list[torch.nn.Parame
     return [p for m in modules for p in m.parameters() if p.requires_grad]
 
 
-def encode_captions(pipe, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(prompt_embeds (B, 77, d1+d2), pooled (B, d2)) exactly as the SDXL pipeline builds them."""
+def encode_captions(pipe, captions: list[str], encoders: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prompt_embeds (B, 77, d1+d2), pooled (B, d2)) exactly as the SDXL pipeline builds them.
+
+    `encoders` replaces the pipeline's two text encoders (e.g. their DDP wrappers when they train)."""
     hidden, pooled = [], None
-    for tokenizer, encoder in ((pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)):
+    tokenizers = (pipe.tokenizer, pipe.tokenizer_2)
+    for tokenizer, encoder in zip(tokenizers, encoders or (pipe.text_encoder, pipe.text_encoder_2)):
         ids = tokenizer(
             captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
-        ).input_ids.to(encoder.device)
+        ).input_ids.to(pipe.device)
         out = encoder(ids, output_hidden_states=True)
         hidden.append(out.hidden_states[-2])
         pooled = out[0]  # the projected pooled output of the second encoder is the one SDXL uses

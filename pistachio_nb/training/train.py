@@ -84,14 +84,18 @@ def train_lora(p) -> TrainResult:
     run = setup_run(p, data, out)
     progress = resume_or_start(run, state)
     run.featurizer.warm(data.train + data.validation + run.classes)
-    log = TrainLog(out, progress.step)
+    main = run.accelerator.is_main_process
+    log = TrainLog(out, progress.step) if main else None
     try:
         run_loop(run, progress, log)
     finally:
-        log.close()
+        if log:
+            log.close()
+    run.accelerator.wait_for_everyone()
     rows = read_jsonl(out / MANIFEST)
     final = out / f"{p.output_name}.safetensors"
-    with atomic_path(final) as tmp:
-        shutil.copyfile(rows[-1]["kohya"], tmp)
-    write_sidecar(final, p, step=rows[-1]["step"])
+    if main:
+        with atomic_path(final) as tmp:
+            shutil.copyfile(rows[-1]["kohya"], tmp)
+        write_sidecar(final, p, step=rows[-1]["step"])
     return TrainResult(out, final, progress.step, run.total_steps, state, time.perf_counter() - t0, vram, rows)
