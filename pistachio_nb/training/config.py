@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 
 from ..errors import ParamsError
+from ..params import TrainingParams
 
 # Settings that define the run being resumed; changing them mid-run would make the state meaningless.
 RUN_DEFINING = (
@@ -19,7 +20,7 @@ RUN_DEFINING = (
 )  # fmt: skip
 
 
-def check_device(p, device: str) -> None:
+def check_device(p: TrainingParams, device: str) -> None:
     """Refuse precision/optimizer choices the device cannot run."""
     cuda = device.startswith("cuda")
     if p.mixed_precision == "fp16" and not cuda:
@@ -35,7 +36,7 @@ def check_device(p, device: str) -> None:
                           fix="add bitsandbytes==<version> to requirements-pinned.txt and run make setup, or use 'adamw'")  # fmt: skip
 
 
-def check_resume(p, saved: dict, state: str) -> None:
+def check_resume(p: TrainingParams, saved: dict, state: str) -> None:
     """Refuse to resume a state saved with different run-defining settings, naming each difference."""
     now = p.model_dump(mode="json")
     diffs = [f"{k}: saved {saved.get(k)!r}, now {now[k]!r}" for k in RUN_DEFINING if saved.get(k) != now[k]]

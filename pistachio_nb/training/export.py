@@ -16,8 +16,8 @@ from diffusers import StableDiffusionXLPipeline
 from peft.utils import get_peft_model_state_dict
 from safetensors.torch import save_file
 
-from ..files import atomic_path
 from ..dirs import atomic_dir
+from ..files import atomic_path
 
 KOHYA_PREFIX = {"unet": "lora_unet", "text_encoder": "lora_te1", "text_encoder_2": "lora_te2"}
 DIFFUSERS_WEIGHTS = "pytorch_lora_weights.safetensors"

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from ..files import append_jsonl, read_jsonl, write_jsonl, write_sidecar
 from ..models import pick_device, resolve_model
+from ..params import TrainingParams
 from ..paths import resolve
 from .checkpoint import Progress, RngState, load_state, prune_states, save_state
 from .data import DatasetInfo, Example, epoch_batches, tag_frequency
@@ -39,7 +40,7 @@ WEIGHT_DTYPE = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat
 class Run:
     """Everything the loop carries between steps."""
 
-    p: object
+    p: TrainingParams
     accelerator: Accelerator
     pipe: object
     noise_scheduler: object
@@ -56,16 +57,16 @@ class Run:
     started_at: str
 
 
-def steps_per_epoch(data: DatasetInfo, p) -> int:
+def steps_per_epoch(data: DatasetInfo, p: TrainingParams) -> int:
     """Optimizer steps in one pass over images x repeats."""
     return math.ceil(len(epoch_batches(data.train, p.batch_size, p.seed, 0)) / p.gradient_accumulation)
 
 
-def total_steps(data: DatasetInfo, p) -> int:
+def total_steps(data: DatasetInfo, p: TrainingParams) -> int:
     return p.max_steps or p.epochs * steps_per_epoch(data, p)
 
 
-def _optimizer(p, pipe, trained: list):
+def _optimizer(p: TrainingParams, pipe, trained: list) -> torch.optim.Optimizer:
     groups = [{"params": trainable_parameters(trained[:1]), "lr": p.unet_lr}]
     if p.train_text_encoder:
         groups.append({"params": trainable_parameters(trained[1:]), "lr": p.text_encoder_lr})
@@ -76,7 +77,7 @@ def _optimizer(p, pipe, trained: list):
     return torch.optim.AdamW(groups)
 
 
-def setup_run(p, data: DatasetInfo, out: Path) -> Run:
+def setup_run(p: TrainingParams, data: DatasetInfo, out: Path) -> Run:
     """Load the base model, make class images, add adapters, build optimizer and schedule."""
     accelerator = Accelerator(mixed_precision=p.mixed_precision, cpu=pick_device() == "cpu")
     pipe, noise_scheduler = load_for_training(p.base_model, str(accelerator.device), WEIGHT_DTYPE[p.mixed_precision])

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import shutil
-from collections import Counter
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..files import atomic_path, read_jsonl, write_sidecar
 from ..models import pick_device, resolve_model
+from ..params import TrainingParams
 from .checkpoint import find_state, saved_params
 from .config import check_device, check_resume
 from .data import load_dataset
@@ -41,7 +42,7 @@ class TrainResult:
         return pd.DataFrame([{k: r[k] for k in cols} for r in self.checkpoints], columns=cols)
 
 
-def dataset_summary(p) -> pd.DataFrame:
+def dataset_summary(p: TrainingParams) -> pd.DataFrame:
     """What training will see: images per split and size, trigger, captions, and the step count."""
     data = load_dataset(p.ws.dataset, p.resolution)
     sizes = lambda exs: ", ".join(f"{w}x{h}: {n}" for (w, h), n in sorted(Counter(e.size for e in exs).items()))  # noqa: E731
@@ -58,7 +59,7 @@ def dataset_summary(p) -> pd.DataFrame:
     return pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows))
 
 
-def vram_plan(p) -> VramPlan:
+def vram_plan(p: TrainingParams) -> VramPlan:
     """The VRAM estimate for this config, from the model configs only (no weights loaded)."""
     counts = meta_counts(resolve_model(p.base_model), p.rank, p.target_modules, TEXT_ENCODER_TARGETS)
     return plan_vram(
@@ -69,7 +70,7 @@ def vram_plan(p) -> VramPlan:
     )  # fmt: skip
 
 
-def train_lora(p) -> TrainResult:
+def train_lora(p: TrainingParams) -> TrainResult:
     """Validate, plan, (resume and) train, checkpoint and export; returns where everything is."""
     t0 = time.perf_counter()
     check_device(p, pick_device())
