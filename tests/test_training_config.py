@@ -52,12 +52,13 @@ def test_fp16_on_cpu_stops_train_lora_before_anything_is_written(tmp_path):
 
 
 def test_resume_mismatch_names_every_difference(tmp_path):
-    saved = training_params(tmp_path).model_dump(mode="json")
+    saved = {**training_params(tmp_path).model_dump(mode="json"), "dataset_fingerprint": "abc"}
     p = training_params(tmp_path, rank=8, seed=3)
     with pytest.raises(ParamsError) as err:
-        config.check_resume(p, saved, "state/step-00000002")
-    assert "rank: saved 4, now 8" in str(err.value) and "seed: saved 0, now 3" in str(err.value)
-    config.check_resume(training_params(tmp_path, max_steps=40), saved, "x")  # extending a run is fine
+        config.check_resume(p, saved, "state/step-00000002", "abd")
+    for diff in ("rank: saved 4, now 8", "seed: saved 0, now 3", "dataset_fingerprint: saved 'abc', now 'abd'"):
+        assert diff in str(err.value)
+    config.check_resume(training_params(tmp_path, max_steps=40), saved, "x", "abc")  # extending a run is fine
 
 
 def test_missing_dataset_is_a_clear_error(tmp_path):

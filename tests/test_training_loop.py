@@ -95,10 +95,14 @@ def test_crash_while_saving_leaves_previous_state_and_no_partial_one(ws, monkeyp
     assert (state_root / "step-00000002" / "lora.safetensors").exists()
 
 
-def test_resume_with_changed_rank_is_refused(ws):
+def test_resume_with_changed_rank_or_captions_is_refused(ws):
     train_lora(training_params(ws, max_steps=2, checkpoint_every=2))
     with pytest.raises(ParamsError, match="rank: saved 4, now 8"):
         train_lora(training_params(ws, max_steps=4, rank=8, resume="latest"))
+    meta = ws / "dataset" / "metadata.jsonl"
+    meta.write_text(meta.read_text().replace("red dress", "green dress"))
+    with pytest.raises(ParamsError, match="dataset_fingerprint"):
+        train_lora(training_params(ws, max_steps=4, resume="latest"))
 
 
 def test_cached_and_uncached_latents_train_identically(tmp_path):

@@ -36,10 +36,11 @@ def check_device(p: TrainingParams, device: str) -> None:
                           fix="add bitsandbytes==<version> to requirements-pinned.txt and run make setup, or use 'adamw'")  # fmt: skip
 
 
-def check_resume(p: TrainingParams, saved: dict, state: str) -> None:
-    """Refuse to resume a state saved with different run-defining settings, naming each difference."""
-    now = p.model_dump(mode="json")
-    diffs = [f"{k}: saved {saved.get(k)!r}, now {now[k]!r}" for k in RUN_DEFINING if saved.get(k) != now[k]]
+def check_resume(p: TrainingParams, saved: dict, state: str, dataset_fingerprint: str) -> None:
+    """Refuse to resume a state saved with different run-defining settings or data, naming each difference."""
+    now = {**p.model_dump(mode="json"), "dataset_fingerprint": dataset_fingerprint}
+    keys = (*RUN_DEFINING, "dataset_fingerprint")  # images, captions, sizes and repeats
+    diffs = [f"{k}: saved {saved.get(k)!r}, now {now[k]!r}" for k in keys if saved.get(k) != now[k]]
     if diffs:
         raise ParamsError(
             f"cannot resume {state}: settings differ from the run that saved it:\n  " + "\n  ".join(diffs),

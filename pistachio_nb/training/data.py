@@ -7,6 +7,8 @@ scaled when training runs at another resolution than the dataset was bucketed at
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import re
 from collections import defaultdict
@@ -159,3 +161,9 @@ def tag_frequency(examples: list[Example]) -> dict[str, dict[str, int]]:
         for tag in filter(None, (t.strip() for t in ex.caption.split(","))):
             freq[ex.path.parent.name][tag] += 1
     return {folder: dict(tags) for folder, tags in freq.items()}
+
+
+def fingerprint(examples: list[Example]) -> str:
+    """What the model trains on (images, captions, sizes, repeats), as one hash: a resume must see the same."""
+    rows = sorted((ex.key, ex.caption, ex.size, ex.repeats) for ex in examples)
+    return hashlib.sha1(json.dumps(rows).encode()).hexdigest()[:16]

@@ -23,7 +23,7 @@ from ..models import pick_device, resolve_model
 from ..params import TrainingParams
 from ..paths import resolve
 from .checkpoint import Progress, RngState, load_state, prune_states, save_state
-from .data import DatasetInfo, Example, epoch_batches, tag_frequency
+from .data import DatasetInfo, Example, epoch_batches, fingerprint, tag_frequency
 from .export import adapter_configs, lora_state_dicts, save_diffusers, save_kohya
 from .features import Featurizer
 from .logs import TrainLog
@@ -55,6 +55,13 @@ class Run:
     out: Path
     total_steps: int
     started_at: str
+
+
+def model_identity(ref: str) -> str:
+    """Names the base model in cache keys: a local folder counts as changed when it was rebuilt or replaced."""
+    resolved = resolve_model(ref)
+    index = Path(resolved) / "model_index.json"
+    return f"{resolved}@{index.stat().st_mtime_ns}" if index.exists() else resolved
 
 
 def steps_per_epoch(data: DatasetInfo, p: TrainingParams) -> int:
@@ -99,7 +106,7 @@ def setup_run(p: TrainingParams, data: DatasetInfo, out: Path) -> Run:
     steps = total_steps(data, p)
     lr_scheduler = get_scheduler(p.lr_scheduler, optimizer, num_warmup_steps=p.lr_warmup_steps, num_training_steps=steps)
     rng = RngState(torch.Generator().manual_seed(p.seed), random.Random(p.seed))
-    featurizer = Featurizer(pipe, out / "cache", resolve_model(p.base_model), p.cache_latents, p.cache_text_embeddings,
+    featurizer = Featurizer(pipe, out / "cache", model_identity(p.base_model), p.cache_latents, p.cache_text_embeddings,
                             p.caption_shuffle, p.train_text_encoder, rng.python, tuple(models[1:]) or None)  # fmt: skip
     started = datetime.now(UTC).isoformat(timespec="seconds")
     return Run(p, accelerator, pipe, noise_scheduler, trained, models, optimizer, lr_scheduler, rng, featurizer, data,
@@ -163,7 +170,8 @@ def _ss_info(run: Run, progress: Progress) -> dict:
 def _checkpoint(run: Run, progress: Progress, val_loss: float | None, train_loss: float) -> dict:
     """Save the resumable state, both LoRA formats and the sample images; returns the manifest row."""
     p, out, name = run.p, run.out, f"step-{progress.step:08d}"
-    save_state(out / "state", run.pipe, run.optimizer, run.lr_scheduler, run.rng, progress, run.p.model_dump(mode="json"))
+    saved = {**p.model_dump(mode="json"), "dataset_fingerprint": fingerprint(run.data.train)}
+    save_state(out / "state", run.pipe, run.optimizer, run.lr_scheduler, run.rng, progress, saved)
     prune_states(out / "state", p.keep_checkpoints)
     states, dtype = lora_state_dicts(run.pipe), WEIGHT_DTYPE[p.mixed_precision]
     kohya = save_kohya(out / f"{p.output_name}-{name}.safetensors", states, p.alpha, dtype, _ss_info(run, progress))

@@ -16,7 +16,7 @@ from ..models import pick_device, resolve_model
 from ..params import TrainingParams
 from .checkpoint import find_state, saved_params
 from .config import check_device, check_resume
-from .data import load_dataset
+from .data import fingerprint, load_dataset
 from .logs import TrainLog
 from .loop import MANIFEST, resume_or_start, run_loop, setup_run, steps_per_epoch, total_steps
 from .sdxl import TEXT_ENCODER_TARGETS
@@ -78,7 +78,7 @@ def train_lora(p: TrainingParams) -> TrainResult:
     data = load_dataset(p.ws.dataset, p.resolution)
     state = find_state(out / "state", p.resume)
     if state is not None:
-        check_resume(p, saved_params(state), str(state))
+        check_resume(p, saved_params(state), str(state), fingerprint(data.train))
     vram = vram_plan(p)
     if vram.fits is False:
         warnings.warn(vram.message, stacklevel=2)
