@@ -111,8 +111,9 @@ def _load(ref: str, what: str, loader: Callable[[str, dict], T]) -> T:
         ) from err
 
 
-def load_sdxl_pipeline(ref: str, device: str | None = None, dtype: torch.dtype | None = None):
-    """A `StableDiffusionXLPipeline` on `device` in `dtype` (defaults: pick_device / pick_dtype)."""
+def load_sdxl_pipeline(ref: str, device: str | None = None, dtype: torch.dtype | dict | None = None):
+    """A `StableDiffusionXLPipeline` on `device` in `dtype` (defaults: pick_device / pick_dtype); a dict
+    gives per-component dtypes, e.g. {"default": torch.bfloat16, "vae": torch.float32}."""
     from diffusers import StableDiffusionXLPipeline
 
     device = device or pick_device()

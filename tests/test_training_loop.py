@@ -142,3 +142,11 @@ def check_demo_outputs(ws, rendered: str) -> None:
     assert len(list(csv.DictReader((lora / "metrics.csv").open()))) == 24
     assert len(list((lora / "class_images").rglob("*.png"))) >= 4
     assert "validation loss" in rendered and "lora_unet_" in rendered
+
+
+def test_bf16_mixed_precision_keeps_the_vae_in_fp32_and_exports_bf16(ws):
+    p = training_params(ws, max_steps=2, checkpoint_every=2, mixed_precision="bf16")
+    run = setup_run(p, load_dataset(p.ws.dataset, p.resolution), p.ws.lora)
+    assert run.pipe.vae.dtype == torch.float32 and run.pipe.text_encoder.dtype == torch.bfloat16
+    result = train_lora(p)
+    assert {v.dtype for v in load_file(result.final_lora).values()} == {torch.bfloat16}

@@ -17,9 +17,7 @@ TEXT_ENCODER_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 
 def load_for_training(base_model: str, device: str, weight_dtype: torch.dtype):
     """The base pipeline with every weight frozen (VAE in fp32, it overflows in fp16) and a DDPM noise schedule."""
-    pipe = load_sdxl_pipeline(base_model, device=device, dtype=weight_dtype)
-    if pipe.vae.dtype != torch.float32:
-        pipe.vae.to(dtype=torch.float32)
+    pipe = load_sdxl_pipeline(base_model, device=device, dtype={"default": weight_dtype, "vae": torch.float32})
     for module in (pipe.unet, pipe.vae, pipe.text_encoder, pipe.text_encoder_2):
         module.requires_grad_(False)
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
