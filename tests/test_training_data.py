@@ -86,3 +86,18 @@ def test_vram_plan_reacts_to_the_memory_savers():
     small_gpu = plan_vram(counts, gradient_checkpointing=False, **{**base, "gpu_gb": 8.0})
     assert small_gpu.fits is False and small_gpu.message.startswith("WARNING")
     assert list(heavy.table.columns) == ["component", "GB", "assumption"]
+
+
+
+def test_validation_batches_never_shuffle_captions(tmp_path):
+    from pistachio_nb.models import load_sdxl_pipeline
+    from pistachio_nb.training.features import Featurizer
+
+    rng = random.Random(0)
+    feats = Featurizer(load_sdxl_pipeline("tiny:sdxl", device="cpu"), tmp_path, "m", False, False, True, False, rng)
+    caption = "ohwx woman, red dress, outdoors, smiling, close up"
+    state = rng.getstate()
+    fixed = feats.text([caption], shuffle=False)[0]
+    assert rng.getstate() == state and torch.equal(fixed, feats.text([caption], shuffle=False)[0])
+    feats.text([caption])  # training batches do shuffle, drawing from the saved random stream
+    assert rng.getstate() != state

@@ -77,8 +77,8 @@ class Featurizer:
         entries = [self.latent_cache.get((ex.key, ex.size), lambda ex=ex: {"latents": encode(ex)}) for ex in examples]
         return torch.stack([e["latents"] for e in entries])
 
-    def text(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.shuffle:
+    def text(self, captions: list[str], shuffle: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.shuffle and shuffle:
             captions = [shuffle_caption(c, self.rng) for c in captions]
         if self.text_cache is None:
             with torch.set_grad_enabled(self.train_text and torch.is_grad_enabled()):
@@ -92,9 +92,10 @@ class Featurizer:
         entries = [self.text_cache.get((c,), lambda c=c: encode(c)) for c in captions]
         return torch.stack([e["prompt_embeds"] for e in entries]), torch.stack([e["pooled"] for e in entries])
 
-    def batch(self, examples: list[Example], device: torch.device | str) -> Batch:
-        """Latents in fp32 (noise is added there); conditioning in the frozen weights' dtype."""
-        emb, pooled = self.text([ex.caption for ex in examples])
+    def batch(self, examples: list[Example], device: torch.device | str, shuffle: bool = True) -> Batch:
+        """Latents in fp32 (noise is added there); conditioning in the frozen weights' dtype.
+        `shuffle=False` keeps captions as written (validation asks the same question every time)."""
+        emb, pooled = self.text([ex.caption for ex in examples], shuffle)
         time_ids = torch.tensor([ex.time_ids() for ex in examples])
         cond = (t.to(device, self.dtype) for t in (emb, pooled, time_ids))
         return Batch(self.latents(examples).to(device, torch.float32), *cond)

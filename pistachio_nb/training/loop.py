@@ -145,8 +145,8 @@ def _validate(run: Run) -> float | None:
     if not run.data.validation:
         return None
     with run.accelerator.autocast():
-        losses = [validation_loss(run.pipe.unet, run.noise_scheduler, run.featurizer.batch([ex], run.accelerator.device),
-                                  seed=run.p.seed + i) for i, ex in enumerate(run.data.validation)]  # fmt: skip
+        batches = [run.featurizer.batch([ex], run.accelerator.device, shuffle=False) for ex in run.data.validation]
+        losses = [validation_loss(run.pipe.unet, run.noise_scheduler, b, seed=run.p.seed + i) for i, b in enumerate(batches)]
     return sum(losses) / len(losses)
 
 
