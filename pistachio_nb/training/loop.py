@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from diffusers.optimization import get_scheduler
 from tqdm.auto import tqdm
 
@@ -86,6 +87,9 @@ def _optimizer(p: TrainingParams, pipe, trained: list) -> torch.optim.Optimizer:
 
 def setup_run(p: TrainingParams, data: DatasetInfo, out: Path) -> Run:
     """Load the base model, make class images, add adapters, build optimizer and schedule."""
+    # accelerate keeps one state per process; reset its precision part so a second run in the same
+    # notebook kernel may use another precision (the distributed part, set by `accelerate launch`, stays)
+    AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(mixed_precision=p.mixed_precision, cpu=pick_device() == "cpu")
     pipe, noise_scheduler = load_for_training(p.base_model, str(accelerator.device), WEIGHT_DTYPE[p.mixed_precision])
     classes = []
