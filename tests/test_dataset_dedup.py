@@ -2,22 +2,21 @@
 
 import random
 
-from pistachio_nb.dataset.dedup import BKTree, best_member, cluster_hashes, hamming
+from pistachio_nb.dataset.dedup import best_member, close_pairs, cluster_hashes, hamming
 
 from .dataset_helpers import demo_master, demo_source  # noqa: F401  (fixtures)
 
 
-def test_bktree_query_matches_brute_force():
+def test_close_pairs_match_brute_force(monkeypatch):
+    from pistachio_nb.dataset import dedup
+
     rng = random.Random(3)
     values = [rng.getrandbits(64) for _ in range(300)]
-    values += [v ^ (1 << rng.randrange(64)) for v in values[:50]]  # some close neighbours
-    tree = BKTree()
-    for i, v in enumerate(values):
-        tree.add(v, i)
-    for q in values[:40] + [rng.getrandbits(64) for _ in range(10)]:
-        for radius in (0, 3, 10, 24):
-            expected = sorted(i for i, v in enumerate(values) if hamming(q, v) <= radius)
-            assert sorted(tree.query(q, radius)) == expected
+    values += [v ^ (1 << rng.randrange(64)) ^ (1 << 63) for v in values[:50]]  # close neighbours, top bit set
+    monkeypatch.setattr(dedup, "BLOCK", 7 * len(values))  # several blocks, so block edges are exercised
+    for radius in (0, 3, 10, 24):
+        expected = {(i, j) for i in range(len(values)) for j in range(i + 1, len(values)) if hamming(values[i], values[j]) <= radius}
+        assert set(close_pairs(values, radius)) == expected
 
 
 def test_chains_join_into_one_cluster():
