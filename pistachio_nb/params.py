@@ -221,7 +221,7 @@ class TrainingParams(NotebookParams):
     validation_every: int = Field(ge=1, description="holdout validation loss every N optimizer steps")
     sample_prompts: list[str] = Field(description="prompts sampled at every checkpoint; {trigger} is replaced")
     sample_seeds: list[int] = Field(description="seeds sampled for every prompt")
-    sample_steps: int = Field(ge=1, le=200, description="denoising steps for sample images")
+    sample_steps: int = Field(ge=1, le=200, description="denoising steps for sample (and generated class) images")
     sample_guidance: float = Field(ge=0, le=30, description="classifier-free guidance scale for samples")
     prior_preservation: bool = Field(description="mix in class (regularization) images to keep the class prior")
     class_images_dir: str = Field(description="folder of class images ('' = <workspace>/lora/class_images)")

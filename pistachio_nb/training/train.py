@@ -47,7 +47,7 @@ def dataset_summary(p: TrainingParams) -> pd.DataFrame:
     data = load_dataset(p.ws.dataset, p.resolution)
     sizes = lambda exs: ", ".join(f"{w}x{h}: {n}" for (w, h), n in sorted(Counter(e.size for e in exs).items()))  # noqa: E731
     rows = {
-        "train images (x repeats)": f"{len(data.train)} (x {data.train[0].repeats})",
+        "train images (x repeats)": f"{len(data.train)} (x {'/'.join(map(str, sorted({e.repeats for e in data.train})))})",
         "validation images (held out)": len(data.validation),
         "train sizes": sizes(data.train),
         "trigger": data.trigger,
