@@ -11,6 +11,7 @@ from PIL import Image
 ANALYSIS_SIDE = 192  # blur is measured at one fixed scale so scores compare across image sizes; at 192 a
 # ~1 MP JPEG still decodes at 1/4 scale (about 1.5x faster than 256), and clearly soft photos still score low
 HEAVY_CROP = 0.2  # flag when fitting the bucket crops away more than this share of the picture
+UPSCALE = 1.1  # flag when filling the bucket enlarges the picture by more than 10% (a few % is invisible)
 
 
 def analysis_size(width: int, height: int) -> tuple[int, int]:
@@ -31,7 +32,7 @@ def quality_flags(blur: float, blur_threshold: float, upscale: float, crop_share
     flags = []
     if blur < blur_threshold:
         flags.append("blurry")
-    if upscale > 1.0:
+    if upscale > UPSCALE:
         flags.append("upscaled")
     if crop_share > HEAVY_CROP:
         flags.append("heavy_crop")
