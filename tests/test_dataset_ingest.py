@@ -1,6 +1,5 @@
 """Ingest: every bad-file kind gets its reason and the run continues; awkward modes become sensible RGB."""
 
-import io
 import struct
 import zlib
 from pathlib import Path
