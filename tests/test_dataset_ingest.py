@@ -146,3 +146,11 @@ def test_reduced_decode_hash_stays_close_to_plain_imagehash(tmp_path):
         ours = int(probe_all(cfg, [f"s{seed}.jpg"], {}, workers=1)[0][0]["phash"], 16)
         plain = int(str(imagehash.phash(Image.open(tmp_path / f"s{seed}.jpg"))), 16)
         assert (ours ^ plain).bit_count() <= 4, seed
+
+
+def test_multi_picture_jpeg_from_phones_is_accepted(tmp_path):
+    first, second = scene((480, 360), seed=1), scene((480, 360), seed=2)
+    first.save(tmp_path / "phone.jpg", "MPO", save_all=True, append_images=[second], quality=90)
+    cfg = ProbeConfig(str(tmp_path), LIMITS.min_side, LIMITS.max_pixels, "phash", (255, 255, 255))
+    row = probe_all(cfg, ["phone.jpg"], {}, workers=1)[0][0]
+    assert row["status"] == "ok" and row["format"] == "MPO" and (row["width"], row["height"]) == (480, 360)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
 
-ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP"}
+ALLOWED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP"}  # MPO: the multi-picture JPEG many phones and cameras write
 ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 
@@ -65,7 +65,7 @@ def decode_upright(im: Image.Image, min_size: tuple[int, int] | None, background
     decode only its luminance channel, about twice as fast, which is all hashing and blur need.
     """
     orientation = _orientation(im)
-    if min_size is not None and im.format == "JPEG":
+    if min_size is not None and im.format in ("JPEG", "MPO"):
         swap = orientation in ROTATED_ORIENTATIONS
         im.draft("CMYK" if im.mode == "CMYK" else mode, (min_size[1], min_size[0]) if swap else min_size)
     try:
@@ -74,7 +74,9 @@ def decode_upright(im: Image.Image, min_size: tuple[int, int] | None, background
         raise RejectedImage(f"truncated or corrupt image data: {err}") from None
     if orientation != 1:
         im = ImageOps.exif_transpose(im)
-    return im if im.mode == mode else to_rgb(im, background).convert(mode)
+    if im.mode != mode:
+        im = to_rgb(im, background)
+    return im if im.mode == mode else im.convert(mode)
 
 
 def to_rgb(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
