@@ -38,6 +38,7 @@ BAD_FILES = {
     "animated.png": (encode(scene(), "GIF"), "unsupported format GIF"),
     "empty.jpg": (b"", "not an image"),
     "notes.txt": (b"hello", "not an image extension"),
+    "IMG_0001.HEIC": (b"\0\0\0\x18ftypheic", "export it as JPEG"),
 }
 
 

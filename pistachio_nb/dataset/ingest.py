@@ -22,6 +22,7 @@ from .quality import analysis_size, blur_score
 
 PROBE_VERSION = 1  # bump when probe results change meaning, so cached rows are measured again
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp"}
+SKIP_HINTS = {ext: ": iPhone HEIC/HEIF is not supported, export it as JPEG" for ext in (".heic", ".heif")}
 HASH_REDUCE = 4  # hashes see a 4x box-reduced copy (64 px short side): hashes within a bit or two, far cheaper resize
 HASHERS = {"phash": imagehash.phash, "dhash": imagehash.dhash, "ahash": imagehash.average_hash, "whash": imagehash.whash}
 
@@ -61,7 +62,8 @@ def probe_file(job: tuple[str, ProbeConfig]) -> dict:
     st = path.stat()
     row = {"path": rel, "status": "ok", "reason": "", "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        return {**row, "status": "skipped", "reason": f"not an image extension ({path.suffix or 'none'})"}
+        hint = SKIP_HINTS.get(path.suffix.lower(), "")
+        return {**row, "status": "skipped", "reason": f"not an image extension ({path.suffix or 'none'}){hint}"}
     try:
         _measure(row, path.read_bytes(), cfg)
     except RejectedImage as err:
