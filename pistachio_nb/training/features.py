@@ -33,17 +33,16 @@ class DiskCache:
         return hashlib.sha1(json.dumps([self.namespace, *parts]).encode()).hexdigest()
 
     def get(self, parts: tuple, compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-        key = self._key(parts)
-        if key not in self.memory:
-            path = self.folder / f"{key}.safetensors"
+        if parts not in self.memory:
+            path = self.folder / f"{self._key(parts)}.safetensors"
             if path.exists():
-                self.memory[key] = load_file(path)
+                self.memory[parts] = load_file(path)
             else:
                 tensors = {k: v.detach().cpu().contiguous() for k, v in compute().items()}
                 with atomic_path(path) as tmp:
                     save_file(tensors, tmp)
-                self.memory[key] = tensors
-        return self.memory[key]
+                self.memory[parts] = tensors
+        return self.memory[parts]
 
 
 @dataclass

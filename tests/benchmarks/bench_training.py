@@ -2,11 +2,12 @@
 without cached latents, against a minimal plain diffusers + peft loop on the same model, as ratios.
 
 Per-step cost is CPU time of this process (torch runs in the calling thread with one thread), not wall
-time: the machine is shared, and wall time there measures the neighbours. Ours = CPU time of
-`run_loop` for N steps / N, with the checkpoint writer stubbed out (loading and caching happen before;
-logging and progress bars count); plain = CPU time of its N-step loop / N. Best of interleaved rounds
-(other processes only ever add time, as in `timeit`). Targets (issue 6): ours within 10% of the
-plain loop, and cached latents at least 1.25x faster per step than encoding every step.
+time: the machine is shared, and wall time there measures the neighbours. The four loops (ours and
+plain, cached and uncached) live side by side in this process and run in alternating blocks of
+steps, so a slow phase of the machine hits all of them alike; each first runs untimed warm-up steps.
+Ours is `run_loop` itself (data, loss, optimizer, LR schedule, CSV + TensorBoard logging, progress
+bar), with only the checkpoint writer stubbed out. Targets (issue 6): ours within 10% of the plain
+loop, and cached latents at least 1.25x faster per step than encoding every step.
 """
 
 from __future__ import annotations
@@ -23,90 +24,95 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from pistachio_nb.training import loop  # noqa: E402
 from pistachio_nb.training.data import load_dataset  # noqa: E402
 from pistachio_nb.training.logs import TrainLog  # noqa: E402
-from pistachio_nb.training import loop  # noqa: E402
-from pistachio_nb.training.loop import resume_or_start, run_loop, setup_run  # noqa: E402
 from tests.training_data import training_params, write_tiny_dataset  # noqa: E402
 
-N = int(os.environ.get("BENCH_STEPS", "40"))
+BLOCK = int(os.environ.get("BENCH_BLOCK", "10"))  # steps per turn
+TURNS = int(os.environ.get("BENCH_TURNS", "8"))  # turns per loop
+WARMUP = 3  # untimed first steps: lazy allocations, first-call caches
 TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 torch.set_num_threads(1)
 
 
-def ours(steps: int, cached: bool) -> float:
-    """CPU seconds per step of `train_lora`'s loop (steps, logging, progress bar; no checkpoint files)."""
-    with tempfile.TemporaryDirectory() as ws:
-        write_tiny_dataset(Path(ws) / "dataset", n_train=4, n_val=0, repeats=1)
-        p = training_params(ws, max_steps=steps, checkpoint_every=10**6, validation_every=10**6, target_modules=TARGETS,
+class Ours:
+    """`train_lora`'s loop on a tiny dataset, advanced `k` steps at a time."""
+
+    def __init__(self, cached: bool) -> None:
+        self.tmp = tempfile.TemporaryDirectory()
+        ws = Path(self.tmp.name)
+        write_tiny_dataset(ws / "dataset", n_train=4, n_val=0, repeats=1)
+        p = training_params(ws, max_steps=10**6, checkpoint_every=10**6, validation_every=10**6, target_modules=TARGETS,
                             cache_latents=cached, cache_text_embeddings=cached, min_snr_gamma=0.0, noise_offset=0.0,
                             max_grad_norm=0.0)  # fmt: skip
-        run = setup_run(p, load_dataset(p.ws.dataset, p.resolution), p.ws.lora)
-        progress = resume_or_start(run, None)
-        run.featurizer.warm(run.data.train)
-        log = TrainLog(p.ws.lora, 0)
-        t0 = time.process_time()
-        run_loop(run, progress, log)
-        seconds = time.process_time() - t0
-        log.close()
-        return seconds / steps
+        self.run = loop.setup_run(p, load_dataset(p.ws.dataset, p.resolution), p.ws.lora)
+        self.progress = loop.resume_or_start(self.run, None)
+        self.run.featurizer.warm(self.run.data.train)
+        self.log = TrainLog(p.ws.lora, 0)
+        self.run.total_steps = 0
+
+    def steps(self, k: int) -> None:
+        self.run.total_steps += k
+        loop.run_loop(self.run, self.progress, self.log)
 
 
-def plain(steps: int, cached: bool) -> float:
-    """CPU seconds per step of the textbook loop: diffusers pipeline parts + peft adapter + AdamW."""
-    from diffusers import DDPMScheduler, StableDiffusionXLPipeline
-    from peft import LoraConfig
+class Plain:
+    """The textbook loop: diffusers pipeline parts + peft adapter + AdamW, nothing else."""
 
-    from pistachio_nb.models import resolve_model
+    def __init__(self, cached: bool) -> None:
+        from diffusers import DDPMScheduler, StableDiffusionXLPipeline
+        from peft import LoraConfig
 
-    pipe = StableDiffusionXLPipeline.from_pretrained(resolve_model("tiny:sdxl"))
-    for m in (pipe.unet, pipe.vae, pipe.text_encoder, pipe.text_encoder_2):
-        m.requires_grad_(False)
-    torch.manual_seed(0)
-    pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=2, init_lora_weights="gaussian", target_modules=TARGETS))
-    opt = torch.optim.AdamW([p for p in pipe.unet.parameters() if p.requires_grad], lr=1e-3)
-    sched = DDPMScheduler.from_config(pipe.scheduler.config)
-    pixels = torch.rand(4, 1, 3, 64, 64) * 2 - 1
-    prompts = ["ohwx woman, red dress", "ohwx woman, smiling", "ohwx woman, black hair", "ohwx woman, portrait"]
-    time_ids = torch.tensor([[128, 128, 0, 0, 64, 64]], dtype=torch.float32)
+        from pistachio_nb.models import resolve_model
 
-    def encode(i: int):
+        self.pipe = pipe = StableDiffusionXLPipeline.from_pretrained(resolve_model("tiny:sdxl"))
+        for m in (pipe.unet, pipe.vae, pipe.text_encoder, pipe.text_encoder_2):
+            m.requires_grad_(False)
+        torch.manual_seed(0)
+        pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=2, init_lora_weights="gaussian", target_modules=TARGETS))
+        self.opt = torch.optim.AdamW([p for p in pipe.unet.parameters() if p.requires_grad], lr=1e-3)
+        self.sched = DDPMScheduler.from_config(pipe.scheduler.config)
+        self.pixels = torch.rand(4, 1, 3, 64, 64) * 2 - 1
+        self.prompts = ["ohwx woman, red dress", "ohwx woman, smiling", "ohwx woman, black hair", "ohwx woman, portrait"]
+        self.time_ids = torch.tensor([[128, 128, 0, 0, 64, 64]], dtype=torch.float32)
+        self.cache = [self.encode(i) for i in range(4)] if cached else None
+        self.step = 0
+
+    def encode(self, i: int):
         with torch.no_grad():
-            latents = pipe.vae.encode(pixels[i]).latent_dist.mean * pipe.vae.config.scaling_factor
-            emb, _, pooled, _ = pipe.encode_prompt(prompts[i], do_classifier_free_guidance=False)
+            latents = self.pipe.vae.encode(self.pixels[i]).latent_dist.mean * self.pipe.vae.config.scaling_factor
+            emb, _, pooled, _ = self.pipe.encode_prompt(self.prompts[i], do_classifier_free_guidance=False)
         return latents, emb, pooled
 
-    cache = [encode(i) for i in range(4)] if cached else None
-    for step in range(3):  # warm-up: first-call allocations
-        encode(step)
-    t0 = time.process_time()
-    for step in range(steps):
-        latents, emb, pooled = cache[step % 4] if cached else encode(step % 4)
-        noise = torch.randn_like(latents)
-        t = torch.randint(0, 1000, (1,))
-        pred = pipe.unet(sched.add_noise(latents, noise, t), t, emb,
-                         added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids}).sample  # fmt: skip
-        loss = F.mse_loss(pred, noise)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        loss.item()
-    return (time.process_time() - t0) / steps
-
-
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+    def steps(self, k: int) -> None:
+        for _ in range(k):
+            i, self.step = self.step % 4, self.step + 1
+            latents, emb, pooled = self.cache[i] if self.cache else self.encode(i)
+            noise = torch.randn_like(latents)
+            t = torch.randint(0, 1000, (1,))
+            noisy = self.sched.add_noise(latents, noise, t)
+            pred = self.pipe.unet(noisy, t, emb, added_cond_kwargs={"text_embeds": pooled, "time_ids": self.time_ids}).sample
+            loss = F.mse_loss(pred, noise)
+            loss.backward()
+            self.opt.step()
+            self.opt.zero_grad(set_to_none=True)
+            loss.item()
 
 
 def main() -> None:
-    loop._checkpoint = lambda *args: {"step": 0}  # the final checkpoint's files are not per-step cost
+    loop._checkpoint = lambda *args: {"step": 0}  # checkpoint files are not per-step cost
     loop.append_jsonl = lambda *args: None
-    configs = [("ours", lambda cached: ours(N, cached)), ("plain", lambda cached: plain(N, cached))]
-    samples: dict[tuple[str, bool], list[float]] = {(name, c): [] for name, _ in configs for c in (True, False)}
-    for _ in range(ROUNDS):  # interleaved, so slow phases of the machine hit every config alike
-        for name, fn in configs:
-            for cached in (True, False):
-                samples[name, cached].append(fn(cached))
-    results = {key: min(values) for key, values in samples.items()}
+    loops = {(name, cached): cls(cached) for name, cls in (("ours", Ours), ("plain", Plain)) for cached in (True, False)}
+    for runner in loops.values():
+        runner.steps(WARMUP)
+    spent = dict.fromkeys(loops, 0.0)
+    for _ in range(TURNS):
+        for key, runner in loops.items():
+            t0 = time.process_time()
+            runner.steps(BLOCK)
+            spent[key] += time.process_time() - t0
+    results = {key: seconds / (TURNS * BLOCK) for key, seconds in spent.items()}
     for (name, cached), seconds in results.items():
         print(f"{name:5s} {'cached  ' if cached else 'uncached'} {seconds:.4f} s/step")
     for cached in (True, False):
