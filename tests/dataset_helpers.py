@@ -46,19 +46,3 @@ def demo_source(demo_master, tmp_path) -> Path:
     shutil.copytree(demo_master, dest)
     return dest
 
-
-def check_01_dataset(ws: Path, rendered: str) -> None:
-    """Checks of a demo run of 01_dataset (for tests/test_notebooks.py CHECKS): contract files, clusters, split."""
-    import pandas as pd
-
-    from pistachio_nb.files import read_jsonl
-
-    root = ws / "dataset"
-    manifest = pd.read_csv(root / "manifest.csv")
-    meta = read_jsonl(root / "metadata.jsonl")
-    assert set(manifest["status"]) == {"ok", "duplicate", "rejected", "skipped"}
-    assert len(meta) == (manifest["status"] == "ok").sum() and {e["split"] for e in meta} == {"train", "validation"}
-    assert all((root / e["file_name"]).is_file() and (root / e["file_name"]).with_suffix(".txt").is_file() for e in meta)
-    assert (manifest.dropna(subset=["cluster"]).groupby("cluster")["split"].nunique() == 1).all()
-    for shown in ("near-duplicate of", "truncated or corrupt", "validation", "image/png"):
-        assert shown in rendered, shown

@@ -2,6 +2,7 @@
 
 import json
 import random
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -131,3 +132,25 @@ def test_demo_source_generated_when_missing(tmp_path):
 def test_bad_params_name_the_field(tmp_path, field, value):
     with pytest.raises(ParamsError, match=field):
         make_params(tmp_path, tmp_path, **{field: value})
+
+
+def check_demo_outputs(ws: Path, rendered: str) -> None:
+    """Checks of a demo run of 01_dataset (tests/test_notebooks.py CHECKS): contract files, clusters, split."""
+    root = ws / "dataset"
+    manifest = pd.read_csv(root / "manifest.csv")
+    meta = read_jsonl(root / "metadata.jsonl")
+    assert set(manifest["status"]) == {"ok", "duplicate", "rejected", "skipped"}
+    assert len(meta) == (manifest["status"] == "ok").sum() and {e["split"] for e in meta} == {"train", "validation"}
+    assert all((root / e["file_name"]).is_file() and (root / e["file_name"]).with_suffix(".txt").is_file() for e in meta)
+    assert (manifest.dropna(subset=["cluster"]).groupby("cluster")["split"].nunique() == 1).all()
+    for shown in ("near-duplicate of", "truncated or corrupt", "validation", "image/png"):
+        assert shown in rendered, shown
+
+
+def test_check_demo_outputs_accepts_a_build_and_rejects_a_broken_one(built):
+    p, ds = built
+    rendered = "near-duplicate of x; truncated or corrupt; validation; image/png"
+    check_demo_outputs(p.ws.root, rendered)
+    (p.ws.dataset / ds.metadata[0]["file_name"]).unlink()
+    with pytest.raises(AssertionError):
+        check_demo_outputs(p.ws.root, rendered)
