@@ -8,7 +8,10 @@ later stage has something real to chew on. Structured drawings, not noise, so ha
 from __future__ import annotations
 
 import io
+import os
 import random
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -105,11 +108,23 @@ def demo_files(seed: int = 0, n_scenes: int = 12) -> dict[str, bytes]:
 
 
 def make_demo_images(dest: str | Path, seed: int = 0) -> list[Path]:
-    """Write the demo folder to `dest` (which must not exist or be empty); returns the written paths."""
+    """Write the demo folder to `dest` (which must not exist or be empty); returns the written paths.
+
+    Files go to a temp folder renamed into place at the end, so two runs starting at once (two demo
+    runs in one checkout) never see a half-written folder: the second keeps the first one's copy.
+    """
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise InputDataError(f"demo data destination {dest} is not empty", fix="choose a new folder; existing files are never overwritten")
-    written = []
-    for rel, data in demo_files(seed).items():
-        written.append(write_bytes(dest / rel, data))
-    return written
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        for rel, data in demo_files(seed).items():
+            write_bytes(tmp / rel, data)
+        os.replace(tmp, dest)
+    except OSError:
+        if not (dest.is_dir() and any(dest.iterdir())):  # not the lost race: a real error
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return sorted(p for p in dest.rglob("*") if p.is_file())

@@ -55,3 +55,22 @@ def test_writes_folder_and_refuses_non_empty(tmp_path):
     assert {p.relative_to(tmp_path / "src").as_posix() for p in written} == set(demo_files(seed=0))
     with pytest.raises(InputDataError, match="not empty"):
         make_demo_images(tmp_path / "src")
+
+
+def test_concurrent_generation_keeps_one_complete_folder(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    dest = tmp_path / "shared"
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(lambda _: _try_make(dest), range(2)))
+    assert all(o == "ok" or "not empty" in o for o in outcomes) and "ok" in outcomes
+    assert {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()} == set(demo_files(seed=0))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folders left behind
+
+
+def _try_make(dest):
+    try:
+        make_demo_images(dest)
+        return "ok"
+    except InputDataError as err:
+        return str(err)
