@@ -101,3 +101,17 @@ def test_validation_batches_never_shuffle_captions(tmp_path):
     assert rng.getstate() == state and torch.equal(fixed, feats.text([caption], shuffle=False)[0])
     feats.text([caption])  # training batches do shuffle, drawing from the saved random stream
     assert rng.getstate() != state
+
+
+def test_vram_lora_count_matches_the_adapters_peft_creates():
+    from pistachio_nb.models import load_sdxl_pipeline, resolve_model
+    from pistachio_nb.training.sdxl import TEXT_ENCODER_TARGETS, add_adapters, trainable_parameters
+    from pistachio_nb.training.vram import meta_counts
+
+    targets = ["to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2"]
+    counts = meta_counts(resolve_model("tiny:sdxl"), 4, targets, TEXT_ENCODER_TARGETS)
+    pipe = load_sdxl_pipeline("tiny:sdxl", device="cpu")
+    trained = add_adapters(pipe, 4, 2.0, targets, text_encoders=True)
+    assert counts["lora_unet"] == sum(p.numel() for p in trainable_parameters(trained[:1]))
+    assert counts["lora_text_encoders"] == sum(p.numel() for p in trainable_parameters(trained[1:]))
+    assert counts["unet"] == sum(p.numel() for p in pipe.unet.parameters()) - counts["lora_unet"]

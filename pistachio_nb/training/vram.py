@@ -58,11 +58,21 @@ def meta_counts(resolved: str, rank: int, unet_targets: list[str], text_targets:
     for name, targets in (("unet", unet_targets), ("text_encoders", text_targets)):
         owners = [modules["unet"]] if name == "unet" else [modules["text_encoder"], modules["text_encoder_2"]]
         counts[f"lora_{name}"] = sum(
-            rank * (layer.in_features + layer.out_features)
+            lora_size(layer, rank)
             for owner in owners for path, layer in owner.named_modules()
-            if isinstance(layer, torch.nn.Linear) and any(path == t or path.endswith("." + t) for t in targets)
+            if any(path == t or path.endswith("." + t) for t in targets)
         )  # fmt: skip
     return counts
+
+
+def lora_size(layer: torch.nn.Module, rank: int) -> int:
+    """Parameters of a rank-`rank` LoRA on `layer`: down (in x kernel -> rank) plus up (rank -> out)."""
+    if isinstance(layer, torch.nn.Linear):
+        return rank * (layer.in_features + layer.out_features)
+    if isinstance(layer, torch.nn.Conv2d):
+        kh, kw = layer.kernel_size
+        return rank * (layer.in_channels * kh * kw + layer.out_channels)
+    return 0
 
 
 def plan_vram(counts: dict[str, int], *, resolution: int, batch_size: int, mixed_precision: str,
