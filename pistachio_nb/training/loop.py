@@ -74,7 +74,8 @@ def total_steps(data: DatasetInfo, p: TrainingParams) -> int:
     return p.max_steps or p.epochs * steps_per_epoch(data, p)
 
 
-def _optimizer(p: TrainingParams, pipe, trained: list) -> torch.optim.Optimizer:
+def _optimizer(p: TrainingParams, trained: list) -> torch.optim.Optimizer:
+    """AdamW (or bitsandbytes 8-bit AdamW) over the adapters, one param group per learning rate."""
     groups = [{"params": trainable_parameters(trained[:1]), "lr": p.unet_lr}]
     if p.train_text_encoder:
         groups.append({"params": trainable_parameters(trained[1:]), "lr": p.text_encoder_lr})
@@ -103,7 +104,7 @@ def setup_run(p: TrainingParams, data: DatasetInfo, out: Path) -> Run:
         pipe.unet.enable_gradient_checkpointing()
         for encoder in trained[1:]:
             encoder.gradient_checkpointing_enable()
-    optimizer = _optimizer(p, pipe, trained)
+    optimizer = _optimizer(p, trained)
     if accelerator.scaler is not None:  # fp16: accelerate's wrapper applies the loss scaler in step()
         optimizer = accelerator.prepare_optimizer(optimizer)  # (otherwise it only adds ~2 ms of checks per step)
     # under `accelerate launch` these are DDP wrappers that average gradients across GPUs; the training
