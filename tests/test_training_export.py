@@ -85,3 +85,22 @@ def test_exported_lora_reproduces_the_in_memory_model(trained, fmt):
     loaded = _image(fresh)
     assert np.abs(base - expected).max() > 1e-3  # the LoRA visibly changes the image ...
     np.testing.assert_allclose(loaded, expected, atol=1e-5)  # ... and the file reproduces it
+
+
+def test_export_crash_leaves_no_partial_files(tmp_path, monkeypatch, trained):
+    from pistachio_nb.training import export
+
+    states = lora_state_dicts(trained.pipe)
+
+    def crash(tensors, path, metadata=None):
+        open(path, "wb").write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export, "save_file", crash)
+    with pytest.raises(OSError):
+        export.save_kohya(tmp_path / "x.safetensors", states, 2.0, torch.float32, {})
+    monkeypatch.setattr(export.StableDiffusionXLPipeline, "save_lora_weights", lambda folder, **kw: crash({}, folder / "w"))
+    with pytest.raises(OSError):
+        export.save_diffusers(tmp_path / "diffusers" / "step", states, export.adapter_configs(trained.pipe), torch.float32)
+    leftovers = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert leftovers == []
