@@ -64,13 +64,15 @@ def _check_00_setup(ws, rendered):
 
 def _checks() -> dict:
     """Notebook -> its output check; each stage's test module owns `check_demo_outputs(ws, rendered)`."""
-    from . import test_captions, test_knowledge_audit, test_training_loop
+    from . import (test_batch_run, test_captions, test_dataset_pipeline, test_evaluation_compare, test_inpainting,
+                   test_knowledge_audit, test_training_loop)
 
     return {
         "00_setup": _check_00_setup,
+        "01_dataset": test_dataset_pipeline.check_demo_outputs,
         "02_captioning": test_captions.check_demo_outputs,
-        "04_checkpoints": test_evaluation_compare.check_demo_outputs,
         "03_training": test_training_loop.check_demo_outputs,
+        "04_checkpoints": test_evaluation_compare.check_demo_outputs,
         "05_inpainting": test_inpainting.check_demo_outputs,
         "06_batch_generation": test_batch_run.check_demo_outputs,
         "07_knowledge_audit": test_knowledge_audit.check_demo_outputs,
