@@ -5,7 +5,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pinned-stamp
 export OMP_NUM_THREADS ?= 1
-export MPLBACKEND ?= Agg
 
 .PHONY: setup demo test bench clean-venv
 

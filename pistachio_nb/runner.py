@@ -215,6 +215,8 @@ def run_notebooks(target: str, params_file: str | Path, sets: list[str] | None =
     """Validate, lock the workspace, start demo services, run the notebooks in order, stop at the first failure."""
     notebooks = select_notebooks(target)
     profile = load_profile(resolve(params_file))
+    # kernels inherit our environment: a forced MPLBACKEND (e.g. Agg) would stop figures rendering inline
+    os.environ.pop("MPLBACKEND", None)
     plans = validate_run(notebooks, profile, parse_sets(sets))
     run_dir = make_run_dir(profile, runs_root)
     results = [NotebookResult(nb.stem, status="skipped") for nb in notebooks]

@@ -1,9 +1,8 @@
-"""Shared fixtures: single-threaded torch, headless matplotlib, and one demo run of every notebook per session."""
+"""Shared fixtures: single-threaded torch and one demo run of every notebook per session."""
 
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 from pathlib import Path  # noqa: E402
 

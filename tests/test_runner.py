@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import nbformat
 import pytest
 
 from pistachio_nb.errors import WorkspaceLockedError
@@ -13,7 +14,9 @@ from pistachio_nb.runner import EXIT_LOCKED, load_summary, run_notebooks, worksp
 
 from .conftest import ROOT, write_notebook
 
-SETUP_PARAMS = 'workspace = "outputs/x"\npins_file = "requirements-pinned.txt"\nfail_on_drift = False'
+# fixture notebooks stand in for 00_setup, so they carry its real parameters cell
+SETUP_PARAMS = next(c.source for c in nbformat.read(str(ROOT / "notebooks" / "00_setup.ipynb"), as_version=4).cells
+                    if "parameters" in c.metadata.get("tags", []))
 
 
 def _profile(tmp_path, workspace):
@@ -50,8 +53,6 @@ def test_secret_values_never_reach_rendered_outputs(tmp_path, monkeypatch):
 
 
 def test_missing_declared_artifact_fails_the_run(tmp_path):
-    import nbformat
-
     nb_path = write_notebook(tmp_path / "nb" / "00_setup.ipynb", SETUP_PARAMS, "x = 1")
     nb = nbformat.read(str(nb_path), as_version=4)
     nb.metadata["pistachio"] = {"artifacts": ["setup/never_written.csv"]}
