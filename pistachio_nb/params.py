@@ -7,11 +7,12 @@ model name the same fields.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ParamsError
 from .paths import Workspace, resolve
@@ -64,7 +65,6 @@ class NotebookParams(BaseModel):
 
 
 # --------------------------------------------------------------------------- 00_setup
-from pydantic import model_validator  # noqa: E402  (each section keeps its own imports)
 
 
 class SetupParams(NotebookParams):
@@ -93,10 +93,6 @@ class SetupParams(NotebookParams):
 
 
 # --------------------------------------------------------------------------- 01_dataset
-# (section owned by the 01_dataset work; add its params model here)
-from typing import Literal  # noqa: E402  (kept inside this section so sections stay independent)
-
-from pydantic import model_validator  # noqa: E402
 
 
 class DatasetParams(NotebookParams):
@@ -132,10 +128,7 @@ class DatasetParams(NotebookParams):
 
 
 # --------------------------------------------------------------------------- 02_captioning
-# (section owned by the 02_captioning work; add its params model here)
-from typing import Literal  # noqa: E402,F811  (own imports: sections stay independent)
 
-from pydantic import model_validator  # noqa: E402,F811
 
 FLORENCE_CAPTION_TASKS = ("<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>")
 TEMPLATE_FIELDS = ("class_word", "orientation")
@@ -181,10 +174,6 @@ class CaptioningParams(NotebookParams):
 
 
 # --------------------------------------------------------------------------- 03_training
-# (section owned by the 03_training work; add its params model here)
-from typing import Literal  # noqa: E402,F811  (each section keeps its own imports)
-
-from pydantic import model_validator  # noqa: E402,F811
 
 
 class TrainingParams(NotebookParams):
@@ -260,8 +249,6 @@ def _training_contradictions(p: TrainingParams) -> list[tuple[bool, str]]:
 
 
 # --------------------------------------------------------------------------- 04_checkpoints
-# (section owned by the 04_checkpoints work; add its params model here)
-from pydantic import model_validator  # noqa: E402,F811  (each section keeps its own imports)
 
 
 class CheckpointsParams(NotebookParams):
@@ -304,11 +291,7 @@ class CheckpointsParams(NotebookParams):
         return self
 
 
-
 # --------------------------------------------------------------------------- 05_inpainting
-from typing import Literal  # noqa: E402, F811  (kept inside this section so sections stay independent)
-
-from pydantic import model_validator  # noqa: E402, F811
 
 
 class MaskRegion(BaseModel):
@@ -371,9 +354,6 @@ class InpaintingParams(NotebookParams):
 
 
 # --------------------------------------------------------------------------- 06_batch_generation
-from typing import Literal  # noqa: E402, F811  (kept inside this section so sections stay independent)
-
-from pydantic import model_validator  # noqa: E402, F811
 
 
 class BatchParams(NotebookParams):
@@ -417,12 +397,7 @@ class BatchParams(NotebookParams):
         return self
 
 
-
 # --------------------------------------------------------------------------- 07_knowledge_audit
-# (section owned by the 07_knowledge_audit work; add its params model here)
-import re  # noqa: E402  (kept inside this section so sections stay independent)
-
-from pydantic import field_validator  # noqa: E402
 
 
 class KnowledgeAuditParams(NotebookParams):
