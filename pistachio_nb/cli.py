@@ -50,22 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# most specific first: the exit code tells cron what went wrong
+EXIT_CODES = ((ParamsError, EXIT_PARAMS), (WorkspaceLockedError, EXIT_LOCKED), (EnvDriftError, EXIT_DRIFT),
+              (PistachioError, EXIT_FAILED))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ParamsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_PARAMS
-    except WorkspaceLockedError as err:
-        print(f"refused: {err}", file=sys.stderr)
-        return EXIT_LOCKED
-    except EnvDriftError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_DRIFT
     except PistachioError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_FAILED
+        code = next(code for kind, code in EXIT_CODES if isinstance(err, kind))
+        print(f"{'refused' if code == EXIT_LOCKED else 'error'}: {err}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":
