@@ -15,19 +15,23 @@ from .validation import validate_graph
 
 WORKFLOWS_DIR = Path(__file__).resolve().parent.parent / "workflows"
 
-# field -> (node class, word the node's title must contain or None, input names it sets)
-TXT2IMG_FIELDS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
+# field -> (node class, word the node's title must contain or None, input names it sets);
+# the fields every sampling workflow has, then each template's own
+SAMPLER_FIELDS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
     "prompt": ("CLIPTextEncode", "positive", ("text",)),
     "negative": ("CLIPTextEncode", "negative", ("text",)),
     "seed": ("KSampler", None, ("seed",)),
     "steps": ("KSampler", None, ("steps",)),
     "cfg": ("KSampler", None, ("cfg",)),
-    "width": ("EmptyLatentImage", None, ("width",)),
-    "height": ("EmptyLatentImage", None, ("height",)),
     "checkpoint": ("CheckpointLoaderSimple", None, ("ckpt_name",)),
     "lora": ("LoraLoader", None, ("lora_name",)),
     "lora_strength": ("LoraLoader", None, ("strength_model", "strength_clip")),
     "filename_prefix": ("SaveImage", None, ("filename_prefix",)),
+}
+TXT2IMG_FIELDS = {
+    **SAMPLER_FIELDS,
+    "width": ("EmptyLatentImage", None, ("width",)),
+    "height": ("EmptyLatentImage", None, ("height",)),
 }
 
 

@@ -18,26 +18,18 @@ import pandas as pd
 from PIL import Image, ImageOps
 
 from ..comfy.client import ComfyClient, ImageRef
-from ..comfy.workflow import check_workflow, fill, load_workflow
+from ..comfy.workflow import SAMPLER_FIELDS, check_workflow, fill, load_workflow
 from ..files import atomic_path, write_sidecar
 from ..params import InpaintingParams
 from .paste import Crop, crop_for_model, paste_back
 from .stage import Job, output_name
 
 WORKFLOW = "inpaint_lora"
-# field -> (node class, word its title must contain, inputs it sets); see comfy.workflow.fill
-INPAINT_FIELDS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
-    "prompt": ("CLIPTextEncode", "positive", ("text",)),
-    "negative": ("CLIPTextEncode", "negative", ("text",)),
+# the sampler fields every workflow has, plus the picture to load and the denoise; see comfy.workflow.fill
+INPAINT_FIELDS = {
+    **SAMPLER_FIELDS,
     "image": ("LoadImage", None, ("image",)),
-    "seed": ("KSampler", None, ("seed",)),
-    "steps": ("KSampler", None, ("steps",)),
-    "cfg": ("KSampler", None, ("cfg",)),
     "denoise": ("KSampler", None, ("denoise",)),
-    "checkpoint": ("CheckpointLoaderSimple", None, ("ckpt_name",)),
-    "lora": ("LoraLoader", None, ("lora_name",)),
-    "lora_strength": ("LoraLoader", None, ("strength_model", "strength_clip")),
-    "filename_prefix": ("SaveImage", None, ("filename_prefix",)),
 }
 
 
