@@ -18,6 +18,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .runner import prepare_notebooks
+
+    for path in prepare_notebooks(args.notebook, args.params, args.set):
+        print(f"prepared {path}")
+    print("open these in JupyterLab: the profile's values are in the injected-parameters cell")
+    return EXIT_OK
+
+
 def cmd_check_env(args: argparse.Namespace) -> int:
     from .envcheck import check_env
 
@@ -39,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--params", required=True, help="params profile, e.g. params/demo.yaml")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one parameter (repeatable)")
     run.set_defaults(func=cmd_run)
+
+    prep = sub.add_parser("prepare", help="copies of notebooks with a profile's values injected, for JupyterLab")
+    prep.add_argument("notebook", help="notebook name (e.g. 03_training) or 'all'")
+    prep.add_argument("--params", required=True, help="params profile, e.g. params/pod.yaml")
+    prep.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one parameter (repeatable)")
+    prep.set_defaults(func=cmd_prepare)
 
     check = sub.add_parser("check-env", help="compare installed packages with requirements-pinned.txt")
     check.add_argument("--pins", default="requirements-pinned.txt")

@@ -253,3 +253,25 @@ def summary(profile: Profile, run_dir: Path, results: list[NotebookResult]) -> d
 def load_summary(run_dir: str | Path) -> dict:
     return json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8"))
 
+
+def prepare_notebooks(target: str, params_file: str | Path, sets: list[str] | None = None,
+                      out_root: Path | None = None) -> list[Path]:
+    """Write copies with the profile's values injected (nothing executed), to step through in JupyterLab.
+
+    Same validation as a run; the copies go to `outputs/interactive/<profile>/` so the clean
+    source notebooks stay untouched.
+    """
+    import papermill as pm
+
+    notebooks = select_notebooks(target)
+    profile = load_profile(resolve(params_file))
+    plans = validate_run(notebooks, profile, parse_sets(sets))
+    folder = out_root or resolve(f"outputs/interactive/{profile.name}")
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for nb, inject, _ in plans:
+        dest = folder / nb.name
+        pm.execute_notebook(str(nb), str(dest), parameters=inject, prepare_only=True, kernel_name="python3",
+                            progress_bar=False)
+        written.append(dest)
+    return written

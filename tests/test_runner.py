@@ -105,3 +105,24 @@ def test_busy_service_port_is_refused_before_any_notebook_runs(tmp_path):
         with pytest.raises(ServiceError, match=f"127.0.0.1:{port}.*in use"):
             run_notebooks("00_setup", profile, runs_root=tmp_path / "runs", echo=lambda s: None)
     assert not list((tmp_path / "runs").glob("*/00_setup.ipynb"))
+
+
+def test_prepare_injects_profile_values_without_running(tmp_path):
+    import papermill as pm
+
+    from pistachio_nb.params import params_model_for
+    from pistachio_nb.profiles import notebook_defaults
+    from pistachio_nb.runner import prepare_notebooks
+
+    profile = tmp_path / "p.yaml"
+    profile.write_text(f"common:\n  workspace: {tmp_path / 'ws'}\n03_training:\n  max_steps: 7\n")
+    [path] = prepare_notebooks("03_training", profile, ["rank=8"], out_root=tmp_path / "interactive")
+    nb = nbformat.read(str(path), as_version=4)
+    assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code")  # nothing was executed
+    injected = next(c.source for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+    namespace = {**notebook_defaults(ROOT / "notebooks" / "03_training.ipynb")}
+    exec(injected, {}, namespace)  # what the kernel will see after the parameters cell
+    params = params_model_for("03_training").validate_values(namespace)
+    assert (params.max_steps, params.rank, str(params.workspace)) == (7, 8, str(tmp_path / "ws"))
+    assert set(pm.inspect_notebook(str(path))) == set(params_model_for("03_training").model_fields)
+    assert not (tmp_path / "ws" / "lora").exists()
