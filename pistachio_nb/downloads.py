@@ -18,11 +18,10 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 import requests
-import yaml
 from tqdm.auto import tqdm
 
 from .errors import InputDataError, PistachioError
-from .files import write_text
+from .files import read_yaml, write_text
 from .paths import resolve
 from .secrets import get_secret
 
@@ -99,12 +98,7 @@ def _entry(raw: Any, index: int, where: str, models_dir: Path) -> ModelFile:
 def load_manifest(path: str | Path, models_dir: str | Path) -> list[ModelFile]:
     """Read and validate a models manifest; every entry is checked before any download starts."""
     path = Path(path)
-    if not path.is_file():
-        raise InputDataError(f"models manifest not found: {path}", fix="set models_manifest to e.g. params/models-pod.yaml")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise InputDataError(f"{path}: not valid YAML: {err}") from None
+    data = read_yaml(path, InputDataError, "models manifest", "set models_manifest to e.g. params/models-pod.yaml") or {}
     if not isinstance(data, dict) or not isinstance(data.get("models"), list):
         raise InputDataError(f"{path}: expected a top-level `models:` list")
     entries = [_entry(raw, i, str(path), Path(models_dir)) for i, raw in enumerate(data["models"])]

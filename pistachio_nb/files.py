@@ -89,3 +89,16 @@ def write_csv(dest: str | Path, table: Any) -> Path:
     with atomic_path(dest) as tmp:
         table.to_csv(tmp, index=False)
     return Path(dest)
+
+
+def read_yaml(path: str | Path, error: type[Exception], what: str, fix: str = "") -> Any:
+    """Parse a YAML file; a missing file or bad syntax raises `error` naming the file (and `what` it should be)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} not found: {path}", fix=fix) if fix else error(f"{what} not found: {path}")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise error(f"{path}: not valid YAML: {err}", fix="fix the YAML syntax at the line shown") from None

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from .errors import ParamsError
+from .files import read_yaml
 from .params import NotebookParams, all_params_models, params_model_for
 from .secrets import refuse_secret_keys
 
@@ -33,12 +34,7 @@ class Profile:
 def load_profile(path: str | Path) -> Profile:
     """Read and structurally check a profile: known sections only, mappings only, no secrets."""
     path = Path(path)
-    if not path.is_file():
-        raise ParamsError(f"params profile not found: {path}", fix="pass --params params/demo.yaml or params/pod.yaml")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML: {err}", fix="fix the YAML syntax at the line shown") from None
+    data = read_yaml(path, ParamsError, "params profile", "pass --params params/demo.yaml or params/pod.yaml") or {}
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: expected a mapping of sections", fix="see params/demo.yaml for the shape")
     known = all_params_models()

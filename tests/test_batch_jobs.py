@@ -106,3 +106,10 @@ def test_png_text_chunks_keep_pixels_and_replace_same_keys():
     assert image.convert("RGB").tobytes() == src.tobytes()
     with pytest.raises(ValueError, match="not a PNG"):
         with_text(b"GIF89a", {"a": "b"})
+
+
+def test_malformed_yaml_prompts_file_names_the_file(tmp_path):
+    bad = tmp_path / "prompts.yaml"
+    bad.write_text("prompts:\n  - prompt: [unclosed\n")
+    with pytest.raises(InputDataError, match=r"prompts.yaml: not valid YAML"):
+        load_jobs(bad, DEFAULTS, SETTINGS)

@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import InputDataError
+from ..files import read_yaml
 from ..params import describe_validation_error
 
 MAX_SEED = 2**64 - 1
@@ -116,7 +116,7 @@ def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
                     raise InputDataError(f"{path}:{n}: not valid JSON ({err.msg})") from None
         return rows
     if suffix in (".yaml", ".yml"):
-        data = yaml.safe_load(text)
+        data = read_yaml(path, InputDataError, "prompts file")
         items = data.get("prompts") if isinstance(data, dict) else data
         if not isinstance(items, list):
             raise InputDataError(f"{path}: expected a list of rows (or a 'prompts:' list)")
