@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.pinned-stamp
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup demo test bench clean-venv
+.PHONY: setup demo test bench clean-venv comfyui
 
 setup: $(STAMP)
 
@@ -20,7 +20,10 @@ $(STAMP): requirements-pinned.txt pyproject.toml
 demo: $(STAMP)
 	$(BIN)/pistachio run all --params params/demo.yaml
 
-test: $(STAMP)
+comfyui:
+	bash pistachio_testkit/comfyui/install.sh
+
+test: $(STAMP) comfyui
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
