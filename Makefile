@@ -18,7 +18,7 @@ $(STAMP): requirements-pinned.txt pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/pistachio run all --params params/demo.yaml
+	$(BIN)/pistachio run all --params params/demo.yaml --wait 3600
 
 comfyui:
 	bash pistachio_testkit/comfyui/install.sh

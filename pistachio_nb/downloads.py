@@ -88,7 +88,10 @@ def _entry(raw: Any, index: int, where: str, models_dir: Path) -> ModelFile:
                          endpoint=os.environ.get("HF_ENDPOINT") or HF_DEFAULT_ENDPOINT)
         filename, hub = raw.get("filename") or Path(source["filename"]).name, True
     elif "url" in source:
-        url, hub = source["url"], False
+        url, hub = str(source["url"]), False
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+            raise InputDataError(f"{label}: source url must be an http(s):// address, got {url!r}",
+                                 fix="params/models-demo.yaml is a template the demo profile fills in; use it through the demo")
         filename = raw.get("filename") or Path(urlsplit(url).path).name
     else:
         raise InputDataError(f"{label}: source needs either hf_repo + filename or url, got {sorted(source)}")

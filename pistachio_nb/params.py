@@ -99,7 +99,6 @@ class DatasetParams(NotebookParams):
     notebook: ClassVar[str] = "01_dataset"
 
     source_dir: Path = Field(description="folder of the character's source images (read only, searched recursively)")
-    generate_demo_source: bool = Field(description="write generated demo images into source_dir when it does not exist")
     trigger: str = Field(min_length=2, pattern=r"^\S+$", description="rare token that will name the character")
     class_word: str = Field(min_length=1, pattern=r"^[^/\\]+$", description="what the character is (woman, man, dog...)")
     repeats: int = Field(ge=1, le=1000, description="kohya repeats: times each image is seen per epoch")
@@ -404,7 +403,6 @@ class KnowledgeAuditParams(NotebookParams):
     notebook: ClassVar[str] = "07_knowledge_audit"
 
     kb_root: Path = Field(description="folder of Markdown files to audit; read only, nothing in it is changed")
-    generate_demo: bool = Field(description="first write the generated demo knowledge base (a git repo) at kb_root")
     always_loaded: list[str] = Field(description="globs relative to kb_root of files loaded before every task")
     context_budget: int = Field(gt=0, description="estimated tokens you accept spending on always-loaded files")
     placeholder_patterns: list[str] = Field(min_length=1, description="regexes of placeholder lines ([FILL IN], TODO)")

@@ -19,7 +19,7 @@ RESERVED = ("common", "services")  # top-level keys that are not notebook sectio
 
 @dataclass(frozen=True)
 class Profile:
-    """A loaded profile: its file, shared values, per-notebook sections and demo services to start."""
+    """A loaded profile: its file, shared values, per-notebook sections and the services to start (demo)."""
 
     path: Path
     common: dict[str, Any]
@@ -82,8 +82,9 @@ def notebook_defaults(notebook: Path) -> dict[str, Any]:
     return out
 
 
-def resolve_values(notebook: Path, profile: Profile, sets: dict[str, Any], strict_sets: bool = True) -> tuple[dict, NotebookParams]:
-    """Values papermill injects (profile + --set) and the validated params (cell defaults under them)."""
+def resolve_values(notebook: Path, profile: Profile, sets: dict[str, Any], strict_sets: bool = True,
+                   provided: dict[str, Any] | None = None) -> tuple[dict, NotebookParams]:
+    """Values papermill injects and the validated params: cell defaults < common < section < services < --set."""
     model = params_model_for(notebook.stem)
     fields = set(model.model_fields)
     section = profile.sections.get(notebook.stem, {})
@@ -101,6 +102,7 @@ def resolve_values(notebook: Path, profile: Profile, sets: dict[str, Any], stric
         )
     inject = {k: v for k, v in profile.common.items() if k in fields}
     inject.update(section)
+    inject.update({k: v for k, v in (provided or {}).items() if k in fields})
     inject.update({k: v for k, v in sets.items() if k in fields})
     merged = {**notebook_defaults(notebook), **inject}
     where = f"{profile.path} [{notebook.stem}] (with --set overrides)" if sets else f"{profile.path} [{notebook.stem}]"

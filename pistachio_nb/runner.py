@@ -10,7 +10,6 @@ import glob
 import importlib
 import json
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -30,9 +29,7 @@ from .secrets import scrub
 
 EXIT_OK, EXIT_FAILED, EXIT_PARAMS, EXIT_DRIFT, EXIT_LOCKED = 0, 1, 2, 3, 75
 LOCK_NAME = ".pistachio-run.lock"
-# Profile `services:` entries the runner starts before the notebooks and stops after (demo only).
-SERVICE_STARTERS = {"comfyui_test_server": "pistachio_nb.comfy.testserver:start_service",
-                    "model_file_server": "pistachio_nb.demo_model_source:start_service"}
+LOCK_POLL_SECONDS = 0.5
 
 
 @dataclass
@@ -77,10 +74,11 @@ def select_notebooks(target: str) -> list[Path]:
     return [path]
 
 
-def validate_run(notebooks: list[Path], profile: Profile, sets: dict[str, Any]) -> list[tuple[Path, dict, NotebookParams]]:
+def validate_run(notebooks: list[Path], profile: Profile, sets: dict[str, Any],
+                 provided: dict[str, Any] | None = None) -> list[tuple[Path, dict, NotebookParams]]:
     """Validate every notebook's values before anything runs, so a typo fails in a second, not an hour in."""
     strict = len(notebooks) == 1
-    plans = [(nb, *resolve_values(nb, profile, sets, strict_sets=strict)) for nb in notebooks]
+    plans = [(nb, *resolve_values(nb, profile, sets, strict_sets=strict, provided=provided)) for nb in notebooks]
     used = {k for _, inject, _ in plans for k in inject}
     unused = [k for k in sets if k not in used]
     if unused:
@@ -89,21 +87,27 @@ def validate_run(notebooks: list[Path], profile: Profile, sets: dict[str, Any]) 
 
 
 @contextmanager
-def workspace_lock(workspace: Path) -> Iterator[Path]:
-    """Hold an exclusive lock on the workspace; a second concurrent run refuses at once."""
+def workspace_lock(workspace: Path, wait_s: float = 0.0) -> Iterator[Path]:
+    """Hold an exclusive lock on the workspace; a concurrent run waits up to `wait_s`, then refuses."""
     workspace.mkdir(parents=True, exist_ok=True)
     lock_path = workspace / LOCK_NAME
     handle = lock_path.open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another run"
-        handle.close()
-        raise WorkspaceLockedError(
-            f"workspace {workspace} is in use by {holder}",
-            fix="wait for that run to finish (cron: stagger the jobs); the lock frees itself when it exits",
-        ) from None
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() < deadline:
+                time.sleep(LOCK_POLL_SECONDS)
+                continue
+            handle.seek(0)
+            holder = handle.read().strip() or "another run"
+            handle.close()
+            raise WorkspaceLockedError(
+                f"workspace {workspace} is in use by {holder}",
+                fix="wait for that run to finish (or pass --wait SECONDS); the lock frees itself when it exits",
+            ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()} since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
@@ -115,29 +119,40 @@ def workspace_lock(workspace: Path) -> Iterator[Path]:
         handle.close()
 
 
-def start_services(services: dict[str, Any], stack: ExitStack) -> None:
-    """Start the profile's demo services (e.g. the ComfyUI protocol test server); stopped when the run ends."""
+def service_starters(services: dict[str, Any]) -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
+    """Load each profile service's `start: module:function` before anything starts; bad entries name themselves."""
+    starters = {}
     for name, options in services.items():
-        if name not in SERVICE_STARTERS:
-            raise ParamsError(f"services: unknown service {name!r}", fix=f"known: {', '.join(SERVICE_STARTERS)}")
-        ensure_port_free(name, (options or {}).get("host", "127.0.0.1"), int((options or {}).get("port", 0)))
-        module, func = SERVICE_STARTERS[name].split(":")
-        stop: Callable[[], None] = getattr(importlib.import_module(module), func)(**(options or {}))
-        stack.callback(stop)
-
-
-def ensure_port_free(service: str, host: str, port: int) -> None:
-    """Refuse at once when a demo service's port is taken (another demo or test run), not later and obscurely."""
-    if not port:
-        return
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        options = dict(options or {})
+        target = options.pop("start", None)
+        if not isinstance(target, str) or target.count(":") != 1:
+            raise ParamsError(f"services: {name}: 'start' must name a starter as module:function, got {target!r}",
+                              fix="e.g. start: pistachio_testkit.services:comfyui_imitation")
+        module, func = target.split(":")
         try:
-            probe.bind((host, port))
-        except OSError:
-            raise ServiceError(
-                f"services: {service} cannot listen on {host}:{port}: the port is in use",
-                fix="another demo or test run is probably using it; wait for it, or change the port in the profile",
-            ) from None
+            starters[name] = (getattr(importlib.import_module(module), func), options)
+        except (ImportError, AttributeError) as err:
+            raise ParamsError(f"services: {name}: cannot load {target}: {err}",
+                              fix="run `make setup` (it installs pistachio_testkit), or fix the name") from None
+    return starters
+
+
+def start_services(services: dict[str, Any], workspace: Path, stack: ExitStack) -> dict[str, Any]:
+    """Start the profile's services (the demo world); returns the values they provide, e.g. a server's URL.
+
+    A starter is called as `start(workspace=..., **options)` and returns `(values, stop)`; servers
+    bind free ports, so runs side by side never collide. Each stop runs when the run ends.
+    """
+    provided: dict[str, Any] = {}
+    for name, (start, options) in service_starters(services).items():
+        try:
+            values, stop = start(workspace=workspace, **options)
+        except (OSError, RuntimeError) as err:
+            raise ServiceError(f"services: {name} did not start: {err}",
+                               fix="see the message; services are started fresh for every run") from err
+        stack.callback(stop)
+        provided.update(values)
+    return provided
 
 
 def make_run_dir(profile: Profile, root: Path | None = None) -> Path:
@@ -211,20 +226,24 @@ def execute_one(notebook: Path, inject: dict, run_dir: Path) -> NotebookResult:
 
 
 def run_notebooks(target: str, params_file: str | Path, sets: list[str] | None = None, runs_root: Path | None = None,
-                  echo: Callable[[str], None] = print) -> RunResult:
-    """Validate, lock the workspace, start demo services, run the notebooks in order, stop at the first failure."""
+                  echo: Callable[[str], None] = print, lock_wait_s: float = 0.0) -> RunResult:
+    """Validate, lock the workspace, start the profile's services, run the notebooks in order, stop at the first failure."""
     notebooks = select_notebooks(target)
     profile = load_profile(resolve(params_file))
     # kernels inherit our environment: a forced MPLBACKEND (e.g. Agg) would stop figures rendering inline
     os.environ.pop("MPLBACKEND", None)
-    plans = validate_run(notebooks, profile, parse_sets(sets))
+    given = parse_sets(sets)
+    plans = validate_run(notebooks, profile, given)
+    service_starters(profile.services)  # a bad service entry fails here too, before the lock
     run_dir = make_run_dir(profile, runs_root)
     results = [NotebookResult(nb.stem, status="skipped") for nb in notebooks]
     summary_path = run_dir / "summary.json"
     with ExitStack() as stack:
         for ws in sorted({p.ws.root for _, _, p in plans}):
-            stack.enter_context(workspace_lock(ws))
-        start_services(profile.services, stack)
+            stack.enter_context(workspace_lock(ws, lock_wait_s))
+        provided = start_services(profile.services, plans[0][2].ws.root, stack)
+        if provided:
+            plans = validate_run(notebooks, profile, given, provided)
         for i, (nb, inject, params) in enumerate(plans):
             echo(f"running {nb.stem} ...")
             results[i] = res = execute_one(nb, inject, run_dir)

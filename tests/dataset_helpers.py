@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pistachio_nb.demo_data import make_demo_images
 from pistachio_nb.params import DatasetParams
+from pistachio_testkit.demo_data import make_demo_images
 
 DEMO_VALUES = dict(
-    generate_demo_source=False, trigger="pstchio", class_word="character", repeats=10, dedup_algorithm="phash",
+    trigger="pstchio", class_word="character", repeats=10, dedup_algorithm="phash",
     dedup_threshold=10, min_side=128, max_pixels=40_000_000, alpha_background="white", blur_threshold=50.0,
     validation_ratio=0.2, split_seed=0, base_resolution=128, workers=1,
 )

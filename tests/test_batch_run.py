@@ -8,10 +8,10 @@ from PIL import Image
 
 from pistachio_nb.batch import run_batch
 from pistachio_nb.batch.scheduler import Target, pick_target
-from pistachio_nb.comfy.fakeexec import Behaviour
-from pistachio_nb.comfy.testserver import ComfyTestServer
 from pistachio_nb.files import read_jsonl
 from pistachio_nb.params import BatchParams
+from pistachio_testkit.comfy_exec import Behaviour
+from pistachio_testkit.comfy_server import ComfyTestServer
 
 PROMPTS = "prompt,seeds\npstchio character smiling,1;2;3\npstchio character in a forest,4;5;6\n"
 

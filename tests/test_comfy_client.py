@@ -7,8 +7,8 @@ from PIL import Image
 
 from pistachio_nb.comfy import (ComfyClient, ComfyConnectionError, ComfyTimeoutError, ExecutionFailedError,
                                 PromptLostError, PromptRejectedError, fill, load_workflow, safe_filename)
-from pistachio_nb.comfy.fakeexec import Behaviour
-from pistachio_nb.comfy.testserver import ComfyTestServer
+from pistachio_testkit.comfy_exec import Behaviour
+from pistachio_testkit.comfy_server import ComfyTestServer
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import requests
 import websocket
 from PIL import Image
 
-from pistachio_nb.comfy.fakeexec import Behaviour
-from pistachio_nb.comfy.testserver import ComfyTestServer, start, start_service
 from pistachio_nb.paths import repo_root
+from pistachio_testkit.comfy_exec import Behaviour
+from pistachio_testkit.comfy_server import ComfyTestServer, start
 
 SAMPLES = json.loads((repo_root() / "tests/data/comfyui-protocol-samples.json").read_text())
 T = 5  # seconds: every call here has a timeout
@@ -174,27 +174,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_runner_service_hook_takes_the_profile_options(tmp_path):
-    port = free_port()
-    stop = start_service(port=port, root=tmp_path / "comfy", delay=0.0,
-                         models={"checkpoints": ["a.safetensors"], "loras": ["b.safetensors", "c.safetensors"]})
-    srv_root = tmp_path / "comfy"
-    try:
-        assert (srv_root / "output").is_dir()
-        assert (srv_root / "user" / "default" / "workflows" / "txt2img_lora.json").is_file()
-        loras = requests.get(f"http://127.0.0.1:{port}/models/loras", timeout=T).json()
-        assert loras == ["b.safetensors", "c.safetensors"]
-    finally:
-        stop()
-    assert srv_root.is_dir()  # a root the profile names is kept (it holds the demo's outputs)
-
-
 def test_command_line_entry_serves_until_terminated():
     import subprocess
     import sys
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "pistachio_nb.comfy.testserver", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "pistachio_testkit.comfy_server", "--port", str(port)],
                             stdout=subprocess.PIPE, text=True)
     try:
         assert f"http://127.0.0.1:{port}" in proc.stdout.readline()

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from pistachio_nb.comfy import WorkflowError, check_workflow, fill, load_workflow
-from pistachio_nb.comfy.nodecatalog import object_info
 from pistachio_nb.comfy.validation import validate_graph
+from pistachio_testkit.comfy_nodes import object_info
 
 INFO = object_info({"checkpoints": ["base.safetensors"], "loras": ["char.safetensors"]}, [])
 

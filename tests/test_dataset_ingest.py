@@ -10,7 +10,7 @@ from PIL import Image
 
 from pistachio_nb.dataset.decode import Limits, RejectedImage, decode_upright, open_checked
 from pistachio_nb.dataset.ingest import ProbeConfig, probe_all
-from pistachio_nb.demo_data import draw_scene, encode
+from pistachio_testkit.demo_data import draw_scene, encode
 
 LIMITS = Limits(min_side=64, max_pixels=40_000_000)
 

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from pistachio_nb.dataset import prepare_dataset
-from pistachio_nb.demo_data import draw_scene
 from pistachio_nb.errors import InputDataError, ParamsError
 from pistachio_nb.files import read_jsonl, write_jsonl
+from pistachio_testkit.demo_data import draw_scene
 
 from .dataset_helpers import demo_master, demo_source, make_params, snapshot  # noqa: F401  (fixtures)
 
@@ -114,17 +114,13 @@ def test_process_pool_gives_the_same_result(demo_master, tmp_path):
 def test_missing_empty_and_overlapping_sources(tmp_path):
     with pytest.raises(InputDataError, match="no_such_folder"):
         prepare_dataset(make_params(tmp_path / "ws", tmp_path / "no_such_folder"))
+    assert not (tmp_path / "no_such_folder").exists()  # a mistyped source_dir never becomes generated images
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputDataError, match="holds no files"):
         prepare_dataset(make_params(tmp_path / "ws", tmp_path / "empty"))
     with pytest.raises(ParamsError, match="overlap"):
-        prepare_dataset(make_params(tmp_path, tmp_path / "dataset" / "src", generate_demo_source=True))
+        prepare_dataset(make_params(tmp_path, tmp_path / "dataset" / "src"))
     assert not (tmp_path / "dataset" / "src").exists()
-
-
-def test_demo_source_generated_when_missing(tmp_path):
-    ds = prepare_dataset(make_params(tmp_path / "ws", tmp_path / "generated", generate_demo_source=True))
-    assert (tmp_path / "generated" / "scene_00.jpg").is_file() and len(ds.metadata) == 19
 
 
 @pytest.mark.parametrize("field, value", [("trigger", "two words"), ("base_resolution", 100), ("alpha_background", "not-a-colour"),

@@ -5,7 +5,7 @@ import random
 from PIL import ImageFilter
 
 from pistachio_nb.dataset.quality import analysis_size, blur_score, quality_flags
-from pistachio_nb.demo_data import draw_scene
+from pistachio_testkit.demo_data import draw_scene
 
 
 def test_blur_score_drops_with_blur():

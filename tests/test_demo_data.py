@@ -6,8 +6,8 @@ import imagehash
 import pytest
 from PIL import Image
 
-from pistachio_nb.demo_data import demo_files, make_demo_images
 from pistachio_nb.errors import InputDataError
+from pistachio_testkit.demo_data import demo_files, make_demo_images
 
 
 @pytest.fixture(scope="module")

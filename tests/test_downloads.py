@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 from pathlib import Path
 
 import pytest
 import yaml
 
-from pistachio_nb.demo_model_source import DEMO_FILES, write_demo_files
 from pistachio_nb.downloads import ensure_models, load_manifest
 from pistachio_nb.errors import InputDataError
-from pistachio_nb.fileserver import RangeFileHandler, serve_folder
 from pistachio_nb.paths import repo_root
+from pistachio_testkit.demo_model_source import DEMO_FILES, write_demo_files
+from pistachio_testkit.fileserver import RangeFileHandler, serve_folder
 
 PAYLOAD = bytes(range(256)) * 12288  # 3 MiB: several 1 MiB stream chunks
 
@@ -185,32 +184,29 @@ def test_manifest_errors_name_the_entry(tmp_path, bad, words):
     assert "models[0] (sdxl)" in str(err.value) and words in str(err.value)
 
 
-def test_demo_manifest_matches_the_demo_files(tmp_path):
-    """The demo manifest's sha256/size are the bytes demo_model_source writes (a pin bump would show here)."""
-    written = {p.name: p for p in write_demo_files(tmp_path)}
-    entries = load_manifest(repo_root() / "params" / "models-demo.yaml", tmp_path / "models")
-    assert sorted(e.dest.name for e in entries) == sorted(DEMO_FILES)
+def test_demo_manifest_is_filled_with_the_service_url_and_matches_the_files(tmp_path):
+    """The demo manifest's sha256/size are the bytes the demo service serves (a pin bump would show here)."""
+    from pistachio_testkit.services import model_files
+
+    values, stop = model_files(tmp_path / "ws")
+    try:
+        entries = load_manifest(values["models_manifest"], tmp_path / "models")
+        assert sorted(e.dest.name for e in entries) == sorted(DEMO_FILES)
+        assert all(e.url.startswith("http://127.0.0.1:") for e in entries)
+        fetched = ensure_models(values["models_manifest"], tmp_path / "models", retry_wait=0.01)
+        assert fetched["status"].tolist() == ["downloaded"] * len(DEMO_FILES)
+    finally:
+        stop()
+    written = {p.name: p for p in write_demo_files(tmp_path / "again")}
     for e in entries:
         data = written[e.dest.name].read_bytes()
         assert (hashlib.sha256(data).hexdigest(), len(data)) == (e.sha256, e.size)
     assert load_manifest(repo_root() / "params" / "models-pod.yaml", tmp_path)[0].url.startswith("https://")
 
 
-def test_demo_service_serves_the_manifest_files_and_shares_a_busy_port(tmp_path):
-    from pistachio_nb.demo_model_source import start_service
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    stop = start_service(port, folder=str(tmp_path / "src"))
-    try:
-        second = start_service(port, folder=str(tmp_path / "src2"))  # same port: reuses, does not crash
-        second()  # its stop is a no-op: the first server still answers
-        entries = [{"name": n, "source": {"url": f"http://127.0.0.1:{port}/{n}"}, "dest": "loras",
-                    "sha256": hashlib.sha256(make()).hexdigest()} for n, make in DEMO_FILES.items()]
-        assert run(tmp_path, entries)["status"].tolist() == ["downloaded"] * len(DEMO_FILES)
-    finally:
-        stop()
+def test_the_unfilled_demo_template_is_refused_naming_the_entry(tmp_path):
+    with pytest.raises(InputDataError, match=r"models\[0\].*http\(s\)://.*\{model_source\}"):
+        load_manifest(repo_root() / "params" / "models-demo.yaml", tmp_path)
 
 
 def test_cli_models_exit_codes(tmp_path, served, capsys):

@@ -13,13 +13,13 @@ from peft import LoraConfig, get_peft_model_state_dict
 from PIL import Image
 from safetensors.torch import save_file
 
-from pistachio_nb.demo_data import draw_scene
 from pistachio_nb.errors import InputDataError
 from pistachio_nb.evaluation import compare_checkpoints, read_recommendation
 from pistachio_nb.evaluation.compare import plan_comparison
 from pistachio_nb.evaluation.plots import grid_figure, metric_figure
 from pistachio_nb.models import load_sdxl_pipeline
 from pistachio_nb.params import CheckpointsParams
+from pistachio_testkit.demo_data import draw_scene
 
 STEPS = (100, 200, 300)
 

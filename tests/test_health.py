@@ -10,11 +10,11 @@ import pytest
 
 from pistachio_nb import health
 from pistachio_nb.comfy.client import ComfyClient
-from pistachio_nb.comfy.testserver import ComfyTestServer
 from pistachio_nb.files import append_jsonl
 from pistachio_nb.params import SetupParams
 from pistachio_nb.paths import repo_root
 from pistachio_nb.watchdog import CRASH_LOG
+from pistachio_testkit.comfy_server import ComfyTestServer
 
 MODELS = {"checkpoints": ["base.safetensors"], "loras": ["character.safetensors"]}
 
@@ -114,7 +114,11 @@ def test_model_file_rows(tmp_path, client):
 
 
 def test_required_models_adds_manifest_entries(tmp_path):
-    models = health.required_models(["loras/x.safetensors"], repo_root() / "params" / "models-demo.yaml", tmp_path)
+    from pistachio_testkit.services import model_files
+
+    values, stop = model_files(tmp_path / "ws")
+    stop()
+    models = health.required_models(["loras/x.safetensors"], values["models_manifest"], tmp_path)
     assert models == ["loras/demo_detail_rank4.safetensors", "loras/demo_style_rank1.safetensors", "loras/x.safetensors"]
 
 

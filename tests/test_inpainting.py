@@ -11,19 +11,19 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from pistachio_nb.comfy.testserver import ComfyTestServer
-from pistachio_nb.demo_data import draw_scene
 from pistachio_nb.errors import InputDataError, ModelLoadError
 from pistachio_nb.files import read_json, write_json, write_jsonl
 from pistachio_nb.inpainting import inpaint, prepare, reproduce
 from pistachio_nb.inpainting.comfy_route import comfy_inpaint
 from pistachio_nb.inpainting.stage import load_pipeline, resolve_image
-from pistachio_nb.lora import resolve_lora
 from pistachio_nb.inpainting.sweep import sweep
 from pistachio_nb.inpainting.views import pixels_changed
+from pistachio_nb.lora import resolve_lora
 from pistachio_nb.models import load_sdxl_pipeline
 from pistachio_nb.params import InpaintingParams
 from pistachio_nb.paths import repo_root
+from pistachio_testkit.comfy_server import ComfyTestServer
+from pistachio_testkit.demo_data import draw_scene
 
 NOTEBOOK = repo_root() / "notebooks" / "05_inpainting.ipynb"
 

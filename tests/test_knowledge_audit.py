@@ -12,17 +12,17 @@ import pytest
 
 from pistachio_nb.errors import InputDataError, ParamsError
 from pistachio_nb.knowledge import audit_knowledge
-from pistachio_nb.knowledge.demo_kb import write_demo_kb
-from pistachio_nb.knowledge.demo_text import COMMITS, MISTAKES
 from pistachio_nb.knowledge.inventory import load_kb
 from pistachio_nb.params import KnowledgeAuditParams
+from pistachio_testkit.demo_kb import write_demo_kb
+from pistachio_testkit.demo_kb_text import COMMITS, MISTAKES
 
 CLEAN = "kb/captioning.md"
 
 
 def params(tmp, kb_root, **overrides) -> KnowledgeAuditParams:
     values = dict(
-        workspace=tmp / "ws", kb_root=kb_root, generate_demo=True,
+        workspace=tmp / "ws", kb_root=kb_root,
         always_loaded=["CLAUDE.md", "LEARNINGS.md", "PROGRESS.md", "kb/pod_checklist.md"], context_budget=1000,
         placeholder_patterns=[r"\[FILL IN[^\]]*\]", r"\bTODO\b", r"\bTBD\b"], blank_share=0.5,
         duplicate_threshold=0.5, stale_days=60, superseded_terms={"pod-7f3a9c": "pod-b21e04"},
@@ -44,14 +44,14 @@ def demo(tmp_path_factory):
     write_demo_kb(p.kb_root)
     (p.kb_root / "CLAUDE.md").touch()  # stat-dirty but unchanged: a plain `git status` would rewrite .git/index
     before = snapshot(p.kb_root)
-    audit = audit_knowledge(p)  # generate_demo=True on a current demo: reused, not rewritten
+    audit = audit_knowledge(p)
     return p, audit, before
 
 
 def test_audit_changes_nothing_in_the_audited_folder(demo):
     p, _, before = demo
     assert snapshot(p.kb_root) == before
-    audit_knowledge(p.model_copy(update={"generate_demo": False}))
+    assert write_demo_kb(p.kb_root) == p.kb_root  # a current demo KB is reused, not rewritten
     assert snapshot(p.kb_root) == before
 
 

@@ -10,12 +10,12 @@ import pytest
 
 from pistachio_nb.errors import InputDataError, ParamsError
 from pistachio_nb.knowledge import duplication
-from pistachio_nb.knowledge.demo_text import CAPTIONING_MD, POD_CHECKLIST_MD, SILENT_CRASH
 from pistachio_nb.knowledge.growth import growth_table
 from pistachio_nb.knowledge.inventory import estimate_tokens, inventory_table, load_kb
 from pistachio_nb.knowledge.markdown import parse_markdown, words
 from pistachio_nb.knowledge.staleness import stale_table, superseded_table
 from pistachio_nb.knowledge.templates import template_table
+from pistachio_testkit.demo_kb_text import CAPTIONING_MD, POD_CHECKLIST_MD, SILENT_CRASH
 
 CLEAN = CAPTIONING_MD  # the demo's clean file: unique headings, no placeholders, no copies
 PATTERNS = [r"\[FILL IN[^\]]*\]", r"\bTODO\b", r"\bTBD\b"]

@@ -4,12 +4,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import nbformat
 import pytest
+import requests
 
-from pistachio_nb.errors import WorkspaceLockedError
+from pistachio_nb.errors import ParamsError, ServiceError, WorkspaceLockedError
 from pistachio_nb.runner import EXIT_LOCKED, load_summary, run_notebooks, workspace_lock
 
 from .conftest import ROOT, write_notebook
@@ -91,20 +93,77 @@ def test_cli_refuses_when_another_process_holds_the_lock(tmp_path):
     assert os.path.exists(ws / ".pistachio-run.lock")
 
 
-def test_busy_service_port_is_refused_before_any_notebook_runs(tmp_path):
-    import socket
+def fake_service(workspace, url, marker="started"):
+    """A profile service for these tests: leaves a file in the workspace, gives comfy_url, removes the file on stop."""
+    flag = workspace / marker
+    flag.write_text(url)
+    return {"comfy_url": url, "not_a_field_anywhere": 1}, flag.unlink
 
-    from pistachio_nb.errors import ServiceError
 
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        profile = tmp_path / "t.yaml"
-        profile.write_text(f"common:\n  workspace: {tmp_path / 'ws'}\nservices:\n  comfyui_test_server: {{port: {port}}}\n")
-        with pytest.raises(ServiceError, match=f"127.0.0.1:{port}.*in use"):
-            run_notebooks("00_setup", profile, runs_root=tmp_path / "runs", echo=lambda s: None)
+def failing_service(workspace):
+    raise OSError("address already in use")
+
+
+def _service_profile(tmp_path, start, **options):
+    path = tmp_path / "s.yaml"
+    opts = "".join(f"\n    {k}: {v}" for k, v in options.items())
+    path.write_text(f"common:\n  workspace: {tmp_path / 'ws'}\nservices:\n  svc:\n    start: {start}{opts}\n")
+    return path
+
+
+def test_service_values_reach_the_notebook_and_the_service_stops_after(tmp_path):
+    nb = write_notebook(tmp_path / "nb" / "00_setup.ipynb", SETUP_PARAMS,
+                        "from pathlib import Path\nassert Path(workspace, 'started').read_text() == comfy_url, comfy_url")
+    profile = _service_profile(tmp_path, "tests.test_runner:fake_service", url="http://127.0.0.1:4242")
+    result = run_notebooks(str(nb), profile, runs_root=tmp_path / "runs", echo=lambda s: None)
+    assert result.ok, result.results[0].error
+    injected = next(c.source for c in nbformat.read(str(result.run_dir / "00_setup.ipynb"), as_version=4).cells
+                    if "injected-parameters" in c.metadata.get("tags", []))
+    assert 'comfy_url = "http://127.0.0.1:4242"' in injected and "not_a_field_anywhere" not in injected
+    assert not (tmp_path / "ws" / "started").exists()  # stopped when the run ended
+
+
+@pytest.mark.parametrize("start, error, words", [
+    ("tests.test_runner", ParamsError, "module:function"),
+    ("tests.test_runner:no_such_starter", ParamsError, "cannot load"),
+    ("tests.test_runner:failing_service", ServiceError, "svc did not start: address already in use"),
+])
+def test_bad_or_failing_service_stops_the_run_before_any_notebook(tmp_path, start, error, words):
+    with pytest.raises(error, match=words):
+        run_notebooks("00_setup", _service_profile(tmp_path, start), runs_root=tmp_path / "runs", echo=lambda s: None)
     assert not list((tmp_path / "runs").glob("*/00_setup.ipynb"))
+
+
+def test_two_demo_comfyui_services_at_once_get_their_own_ports(tmp_path):
+    from pistachio_testkit.services import comfyui_imitation
+
+    (one, stop_one), (two, stop_two) = (comfyui_imitation(tmp_path / w) for w in ("a", "b"))
+    try:
+        assert one["comfy_url"] != two["comfy_url"] and one["servers"] == [one["comfy_url"]]
+        for values in (one, two):
+            assert requests.get(values["comfy_url"] + "/system_stats", timeout=5).status_code == 200
+    finally:
+        stop_one(), stop_two()
+
+
+def test_lock_wait_takes_the_workspace_once_the_holder_is_done(tmp_path):
+    ws, taken = tmp_path / "ws", threading.Event()
+
+    def hold() -> None:
+        with workspace_lock(ws):
+            taken.set()
+            time.sleep(1.5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    taken.wait(5)
+    start = time.perf_counter()
+    with pytest.raises(WorkspaceLockedError):
+        with workspace_lock(ws, wait_s=0.3):
+            pass
+    with workspace_lock(ws, wait_s=30):
+        assert time.perf_counter() - start >= 1.0  # it waited for the holder rather than refusing
+    holder.join()
 
 
 def test_prepare_injects_profile_values_without_running(tmp_path):

@@ -8,12 +8,12 @@ import json
 import pytest
 import requests
 
-from pistachio_nb.comfy.nodecatalog import object_info as catalog
-from pistachio_nb.comfy.testserver import ComfyTestServer
 from pistachio_nb.paths import repo_root
 from pistachio_nb.workflow_convert import (
     WorkflowFormatError, pull_workflows, ui_to_api, widget_inputs, workflow_node_classes,
 )
+from pistachio_testkit.comfy_nodes import object_info as catalog
+from pistachio_testkit.comfy_server import ComfyTestServer
 
 UI_FILE = repo_root() / "tests" / "data" / "ui_workflow_txt2img_lora.json"
 MODELS = {"checkpoints": ["sd_xl_base_1.0.safetensors"],

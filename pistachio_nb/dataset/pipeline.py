@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..demo_data import make_demo_images
 from ..errors import InputDataError, ParamsError
 from ..files import read_json, write_csv, write_json, write_jsonl, write_sidecar
 from ..params import DatasetParams
@@ -75,19 +74,17 @@ def manifest_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def source_folder(p: DatasetParams) -> Path:
-    """The resolved source folder; generated for the demo when missing and allowed; never inside the dataset."""
+    """The resolved source folder: it must exist, and never overlap the dataset folder."""
     source, dataset = resolve(p.source_dir), resolve(p.workspace) / "dataset"
     if source.is_relative_to(dataset) or dataset.is_relative_to(source):
         raise ParamsError(
             f"source_dir {source} and the dataset folder {dataset} overlap",
             fix="keep source_dir outside <workspace>/dataset and the workspace outside source_dir",
         )
-    if not source.exists() and p.generate_demo_source:
-        make_demo_images(source)
     if not source.is_dir():
         raise InputDataError(
             f"source_dir {source} is not an existing folder",
-            fix="set source_dir to the folder holding the character's images (or generate_demo_source: true for the demo)",
+            fix="set source_dir to the folder holding the character's images",
         )
     return source
 

@@ -14,7 +14,6 @@ from ..errors import ParamsError
 from ..files import write_sidecar, write_text
 from ..params import KnowledgeAuditParams
 from ..paths import resolve
-from .demo_kb import write_demo_kb
 from .disposition import disposition_table, report_markdown
 from .duplication import duplicates_table, find_duplicates
 from .growth import growth_figure, growth_table
@@ -80,14 +79,12 @@ def _write(audit: KnowledgeAudit, params: KnowledgeAuditParams) -> None:
 
 
 def audit_knowledge(params: KnowledgeAuditParams) -> KnowledgeAudit:
-    """Audit `params.kb_root` read only (first writing the demo KB there if asked).
+    """Audit `params.kb_root` read only.
 
     Tables, charts and report.md go to <workspace>/knowledge_audit/; nothing below kb_root is changed."""
     root = resolve(params.kb_root)
     out_dir = resolve(params.workspace) / "knowledge_audit"
     _check_output_outside(root, out_dir)  # before anything is created
-    if params.generate_demo:
-        write_demo_kb(root)
     steps = tqdm(total=6, desc="knowledge audit")
     files = load_kb(root, params.always_loaded)
     inv = inventory_table(files)

@@ -38,7 +38,7 @@ def free_port() -> int:
 def server_process(delay: float):
     """A test server in its own process (like a real ComfyUI); yields its URL."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "pistachio_nb.comfy.testserver", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "pistachio_testkit.comfy_server", "--port", str(port),
                              "--delay", str(delay)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -50,7 +50,7 @@ def _make_one(job: tuple[Path, int, float]) -> None:
     import numpy as np
     from PIL import Image, ImageEnhance
 
-    from pistachio_nb.demo_data import draw_scene
+    from pistachio_testkit.demo_data import draw_scene
 
     dest, i, texture = job
     base = i - 1 if i % 10 == 9 else i

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from pistachio_nb.downloads import ensure_models, load_manifest
-from pistachio_nb.fileserver import RangeFileHandler, serve_folder
+from pistachio_testkit.fileserver import RangeFileHandler, serve_folder
 
 SIZE_MIB = int(sys.argv[1]) if len(sys.argv) > 1 else 256
 

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from .validation import is_link
+from pistachio_nb.comfy.validation import is_link
 
 SIZE_NODES = ("EmptyLatentImage", "EmptyImage")
 

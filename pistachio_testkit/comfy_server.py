@@ -2,7 +2,7 @@
 
 Routes, JSON shapes, 400 validation errors and WebSocket message order follow the answers recorded
 from ComfyUI 0.3.64 (tests/data/comfyui-protocol-samples.json). Built on tornado (already pinned
-for Jupyter). `start()` returns (url, stop); `python -m pistachio_nb.comfy.testserver --port N`.
+for Jupyter). `start()` returns (url, stop); `python -m pistachio_testkit.comfy_server --port N`.
 """
 
 from __future__ import annotations
@@ -23,13 +23,19 @@ import tornado.netutil
 import tornado.web
 import tornado.websocket
 
-from ..paths import resolve
-from .fakeexec import Behaviour, Engine
-from .nodecatalog import object_info
-from .testroutes import ROUTES, WebSocket
+import pistachio_nb
+from pistachio_nb.paths import resolve
 
-WORKFLOWS_DIR = Path(__file__).resolve().parent.parent / "workflows"
-DEFAULT_MODELS = {"checkpoints": ["tiny-sdxl.safetensors"], "loras": ["character.safetensors"], "vae": []}
+from .comfy_exec import Behaviour, Engine
+from .comfy_nodes import object_info
+from .comfy_routes import ROUTES, WebSocket
+
+WORKFLOWS_DIR = Path(pistachio_nb.__file__).resolve().parent / "workflows"
+DEFAULT_MODELS = {"checkpoints": ["tiny-sdxl.safetensors"], "loras": ["character.safetensors"]}
+# the folders real ComfyUI always knows (folder_paths.py), and the files it lists in them
+MODEL_FOLDERS = ("checkpoints", "clip", "clip_vision", "controlnet", "diffusion_models", "embeddings", "loras",
+                 "text_encoders", "upscale_models", "vae")
+MODEL_SUFFIXES = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
 STARTUP_TIMEOUT = 10.0
 
 
@@ -46,7 +52,12 @@ class ComfyTestServer:
             if not (self.root / "user/default/workflows" / template.name).exists():
                 shutil.copyfile(template, self.root / "user/default/workflows" / template.name)
         self.host, self.port = host, port
-        self.models = {k: list(v) for k, v in (models or DEFAULT_MODELS).items()}
+        self.models_root = self.root / "models"
+        for folder, names in (DEFAULT_MODELS if models is None else models).items():
+            for name in names:  # never loaded by the imitation; like real ComfyUI, it lists only files that exist
+                if not (self.models_root / folder / name).exists():
+                    (self.models_root / folder / name).parent.mkdir(parents=True, exist_ok=True)
+                    (self.models_root / folder / name).write_bytes(b"")
         self.behaviour = behaviour or Behaviour()
         self.sockets: dict[str, WebSocket] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -59,9 +70,19 @@ class ComfyTestServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def models(self) -> dict[str, list[str]]:
+        """Folder -> model files below `models/<folder>` (subfolders as `a/b.safetensors`), as ComfyUI lists them."""
+        found = {}
+        for folder in MODEL_FOLDERS:
+            base = self.models_root / folder
+            files = base.rglob("*") if base.is_dir() else []
+            found[folder] = sorted(p.relative_to(base).as_posix() for p in files
+                                   if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES)
+        return found
+
     def object_info(self) -> dict[str, Any]:
         inputs = [p.relative_to(self.root / "input").as_posix() for p in (self.root / "input").rglob("*") if p.is_file()]
-        return object_info(self.models, inputs)
+        return object_info(self.models(), inputs)
 
     def send(self, kind: str, data: dict[str, Any], sid: str | None) -> None:
         """One WS message to client `sid`, or to every client when sid is None (like ComfyUI's send_sync)."""
@@ -150,11 +171,6 @@ def start(port: int = 0, **kwargs: Any) -> tuple[str, Callable[[], None]]:
     behaviour = Behaviour(**{k: kwargs.pop(k) for k in list(kwargs) if k in Behaviour.__dataclass_fields__})
     srv = ComfyTestServer(port=port, behaviour=behaviour, **kwargs).start()
     return srv.url, srv.stop
-
-
-def start_service(**options: Any) -> Callable[[], None]:
-    """Runner hook for a profile's `services: comfyui_test_server: {port: N, delay: s}`; returns stop."""
-    return start(**options)[1]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,9 +9,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ..errors import InputDataError
-from ..files import write_text
-from .demo_text import COMMITS
+from pistachio_nb.errors import InputDataError
+from pistachio_nb.files import write_text
+from .demo_kb_text import COMMITS
 
 MARKER = Path(".git") / "pistachio-demo-kb"  # inside .git: neither audited nor shown by git status
 AUTHOR = ("Pistachio Demo", "demo@pistachio.invalid")

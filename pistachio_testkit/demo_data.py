@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
-from .errors import InputDataError
-from .files import write_bytes
+from pistachio_nb.errors import InputDataError
+from pistachio_nb.files import write_bytes
 
 SIZES = [(512, 512), (480, 360), (360, 480), (512, 288), (288, 512), (448, 336), (336, 448), (400, 400), (528, 224)]
 HAIR, SHIRT, SKIN, TROUSERS = (196, 98, 40), (30, 140, 140), (236, 196, 164), (50, 60, 110)
@@ -103,7 +103,7 @@ def demo_files(seed: int = 0, n_scenes: int = 12) -> dict[str, bytes]:
     files["broken/truncated.jpg"] = whole[: len(whole) // 2]
     files["broken/notes_not_an_image.jpg"] = b"shopping list: pistachios, coffee\n"
     files["broken/tiny_icon.png"] = encode(draw_scene(rng, (64, 48)), "PNG")
-    files["readme.txt"] = b"demo source folder written by pistachio_nb.demo_data\n"
+    files["readme.txt"] = b"demo source folder written by pistachio_testkit.demo_data\n"
     return files
 
 

@@ -1,5 +1,5 @@
-"""The demo profile's model source: tiny, byte-for-byte deterministic LoRA files served over HTTP on
-127.0.0.1, so `ensure_models` runs its real download / resume / sha256 path without internet.
+"""The demo profile's model files: tiny, byte-for-byte deterministic LoRA files that `services.model_files`
+serves over HTTP on 127.0.0.1, so `ensure_models` runs its real download / resume / sha256 path offline.
 
 The bytes never change (fixed values, one metadata key, safetensors' sorted layout), which is what
 lets `params/models-demo.yaml` carry their sha256 like a real manifest does.
@@ -7,17 +7,13 @@ lets `params/models-demo.yaml` carry their sha256 like a real manifest does.
 
 from __future__ import annotations
 
-import errno
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import requests
 from safetensors.numpy import save
 
-from .files import write_bytes
-from .fileserver import serve_folder
-from .paths import resolve
+from pistachio_nb.files import write_bytes
+from pistachio_nb.paths import resolve
 
 # kohya-format LoRA for one SDXL attention projection, rank `rank`.
 _LAYER = "lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q"
@@ -40,27 +36,3 @@ def write_demo_files(folder: str | Path) -> list[Path]:
     """Write the demo model files into `folder` (atomically; same bytes every time)."""
     folder = resolve(folder)
     return [write_bytes(folder / name, make()) for name, make in DEMO_FILES.items()]
-
-
-def already_served(port: int) -> bool:
-    """True when 127.0.0.1:`port` already serves exactly these files (another demo run's server)."""
-    try:
-        return all(requests.get(f"http://127.0.0.1:{port}/{name}", timeout=2).content == make()
-                   for name, make in DEMO_FILES.items())
-    except requests.RequestException:
-        return False
-
-
-def start_service(port: int, folder: str = "outputs/demo-model-source") -> Callable[[], None]:
-    """Runner service: write the demo files and serve them on 127.0.0.1:`port`; returns the stop function.
-
-    Two demo runs at once (tests beside an interactive run) share one server: the bytes are identical.
-    """
-    write_demo_files(folder)
-    try:
-        server = serve_folder(resolve(folder), port=port)
-    except OSError as err:
-        if err.errno == errno.EADDRINUSE and already_served(port):
-            return lambda: None
-        raise
-    return server.close

@@ -1,7 +1,7 @@
 """HTTP and WebSocket handlers of the ComfyUI protocol test server, one per ComfyUI route.
 
 Each answers with the JSON shapes of ComfyUI 0.3.64 (tests/data/comfyui-protocol-samples.json);
-the server object behind them (queue, files, models) is `testserver.ComfyTestServer`.
+the server object behind them (queue, files, models) is `comfy_server.ComfyTestServer`.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import tornado.web
 import tornado.websocket
 from PIL import Image
 
-from .validation import validate_graph
+from pistachio_nb.comfy.validation import validate_graph
 
 if TYPE_CHECKING:
-    from .testserver import ComfyTestServer
+    from .comfy_server import ComfyTestServer
 
 
 def inside(root: Path, *parts: str) -> Path | None:
@@ -180,7 +180,7 @@ class SystemStatsHandler(Handler):
             "system": {"os": "posix", "ram_total": 8 << 30, "ram_free": 6 << 30, "comfyui_version": "0.3.64",
                        "required_frontend_version": "1.27.10", "python_version": sys.version,
                        "pytorch_version": "none (pistachio test server)", "embedded_python": False,
-                       "argv": ["pistachio_nb.comfy.testserver", "--port", str(self.srv.port)], "machine": platform.machine()},
+                       "argv": ["pistachio_testkit.comfy_server", "--port", str(self.srv.port)], "machine": platform.machine()},
             "devices": [{"name": "cpu", "type": "cpu", "index": None, "vram_total": 8 << 30, "vram_free": 6 << 30,
                          "torch_vram_total": 8 << 30, "torch_vram_free": 6 << 30}],
         })
@@ -188,11 +188,12 @@ class SystemStatsHandler(Handler):
 
 class ModelsHandler(Handler):
     def get(self, folder: str | None = None) -> None:
+        models = self.srv.models()
         if folder is None:
-            return self.reply(sorted(self.srv.models))
-        if folder not in self.srv.models:
+            return self.reply(sorted(models))
+        if folder not in models:
             raise tornado.web.HTTPError(404)
-        self.reply(sorted(self.srv.models[folder]))
+        self.reply(models[folder])
 
 
 class UserdataHandler(Handler):
