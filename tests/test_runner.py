@@ -8,6 +8,7 @@ import threading
 import time
 
 import nbformat
+import pandas as pd
 import pytest
 import requests
 
@@ -185,3 +186,17 @@ def test_prepare_injects_profile_values_without_running(tmp_path):
     assert (params.max_steps, params.rank, str(params.workspace)) == (7, 8, str(tmp_path / "ws"))
     assert set(pm.inspect_notebook(str(path))) == set(params_model_for("03_training").model_fields)
     assert not (tmp_path / "ws" / "lora").exists()
+
+
+def test_two_demo_runs_at_once_both_succeed(tmp_path):
+    """Two `pistachio run` of the demo profile side by side: their services take free ports, the second waits."""
+    shared, own = tmp_path / "shared", tmp_path / "own"
+    cmds = [[sys.executable, "-m", "pistachio_nb.cli", "run", "00_setup", "--params", "params/demo.yaml",
+             "--set", f"workspace={ws}", "--wait", "300"] for ws in (shared, shared, own)]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for cmd in cmds]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    assert all(out.strip().splitlines()[-1].startswith("ok: run folder") for out in outputs)
+    for ws in (shared, own):
+        health = pd.read_csv(ws / "setup" / "health.csv").set_index("check")["status"]
+        assert health["ComfyUI reachable"] == "PASS" and "FAIL" not in set(health)
