@@ -40,12 +40,26 @@ def input_specs(info: dict[str, Any]) -> list[tuple[str, list, bool]]:
     return [(n, s, kind == "required") for kind in ("required", "optional") for n, s in inputs.get(kind, {}).items()]
 
 
+def beyond_listing(value: Any) -> bool:
+    """An upload-combo value `/object_info` cannot list: in a subfolder (`pistachio/x.png`) or another folder (`x.png [output]`).
+
+    ComfyUI lists only the top-level files of `input/` for LoadImage, but its `VALIDATE_INPUTS` accepts any
+    existing annotated path instead of the list; only the server can check those, so they pass here.
+    """
+    name = str(value)
+    annotated = name.endswith(("[input]", "[output]", "[temp]"))
+    folder = name.rsplit(" [", 1)[0] if annotated else name
+    return "/" in folder or "\\" in folder or (annotated and not name.endswith("[input]"))
+
+
 def _check_widget(name: str, spec: list, value: Any) -> list[dict[str, Any]]:
     """Errors of one literal input value against its spec (combo list, type, min/max)."""
     kind, opts = spec[0], (spec[1] if len(spec) > 1 else {})
     extra = {"input_name": name, "input_config": spec, "received_value": value}
     if isinstance(kind, list):
-        if opts.get("image_upload") and value not in kind:
+        if opts.get("image_upload"):  # ComfyUI's own rule: the file exists (not: the name is in the list)
+            if isinstance(value, str) and (beyond_listing(value) or value.removesuffix(" [input]") in kind):
+                return []
             return [_error("custom_validation_failed", "Custom validation failed for node",
                            f"{name} - Invalid image file: {value}", input_name=name)]
         if value not in kind:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pandas as pd
 from PIL import Image, ImageOps
 
 from ..comfy.client import ComfyClient, ImageRef
+from ..comfy.errors import ComfyError
 from ..comfy.workflow import SAMPLER_FIELDS, check_workflow, fill, load_workflow
 from ..files import atomic_path, write_sidecar
 from ..params import InpaintingParams
@@ -55,17 +55,19 @@ def alpha_mask(mask: Image.Image) -> Image.Image:
     return rgba
 
 
-def upload_mask(client: ComfyClient, data: bytes, name: str, original: ImageRef) -> ImageRef:
-    """POST /upload/mask: the alpha of `data` becomes the alpha of the uploaded `original` (saved as `name`).
+def upload_masked(client: ComfyClient, picture: ImageRef, mask: Image.Image, name: str) -> ImageRef:
+    """`/upload/mask` our mask into the uploaded `picture`'s alpha, then confirm the server wrote the file.
 
-    Kept here, beside the only caller, until `ComfyClient` has an `upload_mask` verb.
+    A real ComfyUI answers 200 and writes nothing when the original is missing; `/view` tells.
     """
-    ref = {"filename": original.filename, "subfolder": original.subfolder, "type": original.type}
-    # the client's own request helper, so errors read like every other ComfyUI error
-    answer = client._json("POST", "/upload/mask", files={"image": (name, data, "image/png")},
-                          data={"type": "input", "subfolder": original.subfolder, "overwrite": "true",
-                                "original_ref": json.dumps(ref)})  # fmt: skip
-    return ImageRef(answer["name"], answer.get("subfolder", ""), answer.get("type", "input"))
+    masked = client.upload_mask(png_bytes(alpha_mask(mask)), name, picture)
+    try:
+        client.view(masked)
+    except ComfyError as err:
+        raise ComfyError(f"{client.url}/upload/mask answered {masked.subfolder}/{masked.filename} but the server has "
+                         f"no such file (original {picture.subfolder}/{picture.filename} missing?)",
+                         fix="check the ComfyUI input folder is writable and the picture upload succeeded") from err
+    return masked
 
 
 def drop_lora(graph: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +106,7 @@ def comfy_inpaint(p: InpaintingParams, job: Job, crop: Crop) -> ComfyResult:
     key = hashlib.sha256(png_bytes(crop_image) + png_bytes(crop_mask)).hexdigest()[:12]
     with ComfyClient(p.comfy_url) as client:
         picture = client.upload_image(png_bytes(crop_image), f"pistachio_inpaint_{key}.png", subfolder="pistachio")
-        masked = upload_mask(client, png_bytes(alpha_mask(crop_mask)), f"pistachio_inpaint_{key}_masked.png", picture)
+        masked = upload_masked(client, picture, crop_mask, f"pistachio_inpaint_{key}_masked.png")
         name = f"{masked.subfolder}/{masked.filename}" if masked.subfolder else masked.filename
         graph = build_graph(job.params, name, f"pistachio/inpaint_{key}")
         check_workflow(graph, client.object_info(), where=f"workflow {WORKFLOW}")
