@@ -11,6 +11,8 @@ import hashlib
 import io
 import json
 import logging
+import random
+import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from pistachio_nb.comfy.validation import is_link
+from .comfy_graph import execution_order, is_link, signatures, upstream
 
 SIZE_NODES = ("EmptyLatentImage", "EmptyImage")
 
@@ -64,26 +66,9 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def execution_order(graph: dict[str, Any], outputs: list[str]) -> list[str]:
-    """Nodes the outputs depend on, each after its inputs (depth-first post-order)."""
-    order: list[str] = []
-
-    def visit(node_id: str) -> None:
-        if node_id in order:
-            return
-        for value in graph[node_id].get("inputs", {}).values():
-            if is_link(value) and value[0] in graph:
-                visit(value[0])
-        order.append(node_id)
-
-    for out in outputs:
-        visit(out)
-    return order
-
-
 def upstream_value(graph: dict[str, Any], node_id: str, name: str, default: Any) -> Any:
     """First literal input `name` on a size node upstream of `node_id` (width, height, batch_size)."""
-    for nid in reversed(execution_order(graph, [node_id])):
+    for nid in reversed(upstream(graph, node_id)):
         node = graph[nid]
         if node["class_type"] in SIZE_NODES and not is_link(node["inputs"].get(name)):
             return node["inputs"].get(name, default)
@@ -92,7 +77,7 @@ def upstream_value(graph: dict[str, Any], node_id: str, name: str, default: Any)
 
 def image_size(graph: dict[str, Any], node_id: str, input_dir: Path) -> tuple[int, int]:
     """The size an output node's images get: from the nearest EmptyLatentImage/EmptyImage or LoadImage upstream."""
-    for nid in reversed(execution_order(graph, [node_id])):
+    for nid in reversed(upstream(graph, node_id)):
         node = graph[nid]
         if node["class_type"] in SIZE_NODES:
             return int(node["inputs"].get("width", 64)), int(node["inputs"].get("height", 64))
@@ -104,8 +89,8 @@ def image_size(graph: dict[str, Any], node_id: str, input_dir: Path) -> tuple[in
 
 def render_png(graph: dict[str, Any], node_id: str, index: int, size: tuple[int, int], extra_pnginfo: dict[str, Any]) -> bytes:
     """A deterministic smooth-colour PNG of the graph's size, derived from everything upstream of `node_id`."""
-    upstream = {nid: graph[nid] for nid in execution_order(graph, [node_id])}
-    key = json.dumps(upstream, sort_keys=True).encode() + bytes([index % 256])
+    nodes = {nid: graph[nid] for nid in upstream(graph, node_id)}
+    key = json.dumps(nodes, sort_keys=True).encode() + bytes([index % 256])
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
     image = Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).resize(size, Image.BILINEAR)
     info = PngInfo()
@@ -137,6 +122,8 @@ class Engine:
     number: int = 0
     started: int = 0
     counters: dict[tuple[Path, str], int] = field(default_factory=dict)  # next SaveImage number per prefix
+    cache: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # node signature -> its UI output
+    output_classes: set[str] = field(default_factory=lambda: {"SaveImage", "PreviewImage"})
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     interrupt_flag: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -147,18 +134,17 @@ class Engine:
         """Broadcast the queue length to every client."""
         self.send("status", {"status": {"exec_info": {"queue_remaining": self.remaining()}}}, None)
 
-    def enqueue(self, prompt_id: str, graph: dict[str, Any], extra: dict[str, Any], outputs: list[str]) -> int:
-        number = self.number
-        self.number += 1
+    def enqueue(self, number: int, prompt_id: str, graph: dict[str, Any], extra: dict[str, Any], outputs: list[str]) -> None:
+        """Queue a validated prompt; ComfyUI runs the lowest number first (`front` prompts have negative ones)."""
         self.queue.append(QueueItem(number, prompt_id, graph, extra, outputs))
         self.status()
         self.wakeup.set()
-        return number
 
     def reset(self) -> None:
         """What a process restart loses: the queue, the running prompt and the history."""
         self.queue.clear()
         self.history.clear()
+        self.cache.clear()
         self.running = None
         self.interrupt_flag.set()
 
@@ -167,7 +153,8 @@ class Engine:
             while not self.queue:
                 self.wakeup.clear()
                 await self.wakeup.wait()
-            item = self.queue.pop(0)
+            item = min(self.queue, key=lambda i: i.number)
+            self.queue.remove(item)
             self.running = item
             self.interrupt_flag.clear()
             self.started += 1
@@ -183,12 +170,16 @@ class Engine:
                 self.running = None
 
     async def execute(self, item: QueueItem) -> None:
-        """Run one prompt, sending the messages ComfyUI sends, in the recorded order."""
-        pid, sid, b = item.prompt_id, item.extra_data.get("client_id"), self.behaviour
-        failing = b.fail_next > 0 or bool(b.fail_when_text and b.fail_when_text in json.dumps(item.graph))
+        """Run one prompt, sending the messages ComfyUI sends, in its order; identical nodes come from the cache."""
+        pid, sid, b, graph = item.prompt_id, item.extra_data.get("client_id"), self.behaviour, item.graph
+        failing = b.fail_next > 0 or bool(b.fail_when_text and b.fail_when_text in json.dumps(graph))
         hanging = not failing and b.hang_next > 0
         b.fail_next = max(0, b.fail_next - failing)
         b.hang_next = max(0, b.hang_next - hanging)
+        keys = signatures(graph, self.root / "input")
+        if failing or hanging:  # a prompt told to fail or hang really runs
+            self.cache.clear()
+        self.cache = {k: v for k, v in self.cache.items() if k in keys.values()}  # like ComfyUI's clean_unused
         messages: list[list] = []
 
         def emit(kind: str, data: dict[str, Any], keep: bool = False) -> None:
@@ -198,42 +189,52 @@ class Engine:
 
         self.status()
         emit("execution_start", {"prompt_id": pid, "timestamp": now_ms()}, keep=True)
-        emit("execution_cached", {"nodes": [], "prompt_id": pid, "timestamp": now_ms()}, keep=True)
-        order = execution_order(item.graph, item.outputs)
-        work = next((n for n in order if item.graph[n]["class_type"] == "KSampler"), order[-2] if len(order) > 1 else order[0])
+        cached = [n for n in graph if keys[n] in self.cache]
+        emit("execution_cached", {"nodes": cached, "prompt_id": pid, "timestamp": now_ms()}, keep=True)
+        is_output = lambda n: graph[n]["class_type"] in self.output_classes  # noqa: E731
+        order = execution_order(graph, item.outputs, is_output, set(cached))
+        runs = [n for n in order if keys[n] not in self.cache]
+        work = next((n for n in runs if graph[n]["class_type"] == "KSampler"),
+                    next((n for n in runs if any(is_link(v) for v in graph[n].get("inputs", {}).values())),
+                         runs[0] if runs else None))
         states: dict[str, dict[str, Any]] = {}
-        outputs: dict[str, Any] = {}
         done: list[str] = []
         outcome, detail = "success", {}
         try:
             for nid in order:
-                if not failing:
-                    self._progress_state(states, nid, pid, "running", emit)
+                if keys[nid] in self.cache:  # served from the cache: no `executing`; `executed` with its UI (or None)
+                    if sid is not None:
+                        emit("executed", {"node": nid, "display_node": nid, "output": self.cache[keys[nid]],
+                                          "prompt_id": pid})
+                    self._progress_state(states, nid, pid, "finished", emit)
+                    continue
+                self._progress_state(states, nid, pid, "running", emit)
                 emit("executing", {"node": nid, "display_node": nid, "prompt_id": pid})
                 if nid == work:
                     await self._work(item, nid, failing, hanging, emit)
-                if nid in item.outputs:
-                    outputs[nid] = {"images": self._save_images(item, nid)}
-                    emit("executed", {"node": nid, "display_node": nid, "output": outputs[nid], "prompt_id": pid})
+                ui = {"images": self._save_images(item, nid)} if is_output(nid) else None
+                self.cache[keys[nid]] = ui
+                if ui is not None:
+                    emit("executed", {"node": nid, "display_node": nid, "output": ui, "prompt_id": pid})
                 done.append(nid)
-                if not failing:
-                    self._progress_state(states, nid, pid, "finished", emit)
+                self._progress_state(states, nid, pid, "finished", emit)
             emit("execution_success", {"prompt_id": pid, "timestamp": now_ms()}, keep=True)
         except Failed:
             outcome = "error"
-            node = item.graph[work]
-            detail = {"prompt_id": pid, "node_id": work, "node_type": node["class_type"], "executed": done,
-                      "exception_message": "test server: told to fail this prompt\n", "exception_type": "RuntimeError",
-                      "traceback": ["  File \"testserver\", in execute\n"], "current_inputs": {},
-                      "current_outputs": order, "timestamp": now_ms()}
+            inputs = {k: [str(v)] for k, v in graph[work].get("inputs", {}).items()}
+            detail = {"prompt_id": pid, "node_id": work, "node_type": graph[work]["class_type"], "executed": done,
+                      "exception_message": "imitation: told to fail this prompt\n", "exception_type": "RuntimeError",
+                      "traceback": ["  File \"imitation\", in execute\n"], "current_inputs": inputs,
+                      "current_outputs": list(graph), "timestamp": now_ms()}
             emit("execution_error", detail, keep=True)
         except Interrupted:
             if self.running is not item:  # the server crashed under this prompt: it vanishes without a trace
                 return
             outcome = "error"
-            detail = {"prompt_id": pid, "node_id": work, "node_type": item.graph[work]["class_type"],
+            detail = {"prompt_id": pid, "node_id": work, "node_type": graph[work]["class_type"],
                       "executed": done, "timestamp": now_ms()}
             emit("execution_interrupted", detail, keep=True)
+        outputs = {n: self.cache[keys[n]] for n in graph if self.cache.get(keys[n]) is not None}
         self.history[pid] = {
             "prompt": item.as_list(), "outputs": outputs,
             "status": {"status_str": outcome, "completed": outcome == "success", "messages": messages},
@@ -244,7 +245,7 @@ class Engine:
         emit("executing", {"node": None, "prompt_id": pid})
 
     def _progress_state(self, states: dict, nid: str, pid: str, state: str, emit: Callable) -> None:
-        states[nid] = {"value": 1 if state == "finished" else 0, "max": 1, "state": state, "node_id": nid,
+        states[nid] = {"value": 1.0 if state == "finished" else 0.0, "max": 1.0, "state": state, "node_id": nid,
                        "prompt_id": pid, "display_node_id": nid, "parent_node_id": None, "real_node_id": nid}
         emit("progress_state", {"prompt_id": pid, "nodes": dict(states)})
 
@@ -267,7 +268,8 @@ class Engine:
         """Write the node's PNGs like SaveImage (output/) or PreviewImage (temp/); return their refs."""
         node = item.graph[nid]
         kind = "output" if node["class_type"] == "SaveImage" else "temp"
-        prefix = str(node["inputs"].get("filename_prefix", "ComfyUI")) if kind == "output" else "ComfyUI_temp"
+        temp = "ComfyUI_temp_" + "".join(random.choices(string.ascii_lowercase, k=5))  # PreviewImage's random prefix
+        prefix = str(node["inputs"].get("filename_prefix", "ComfyUI")) if kind == "output" else temp
         subfolder, _, name = prefix.replace("\\", "/").rpartition("/")
         folder = (self.root / kind / subfolder).resolve()
         if not folder.is_relative_to((self.root / kind).resolve()):

@@ -27,15 +27,23 @@ import pistachio_nb
 from pistachio_nb.paths import resolve
 
 from .comfy_exec import Behaviour, Engine
-from .comfy_nodes import object_info
+from .comfy_nodes import input_images, object_info
 from .comfy_routes import ROUTES, WebSocket
 
 WORKFLOWS_DIR = Path(pistachio_nb.__file__).resolve().parent / "workflows"
 DEFAULT_MODELS = {"checkpoints": ["tiny-sdxl.safetensors"], "loras": ["character.safetensors"]}
-# the folders real ComfyUI always knows (folder_paths.py), and the files it lists in them
-MODEL_FOLDERS = ("checkpoints", "clip", "clip_vision", "controlnet", "diffusion_models", "embeddings", "loras",
-                 "text_encoders", "upscale_models", "vae")
-MODEL_SUFFIXES = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
+PT = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
+# ComfyUI's folder_names_and_paths (folder_paths.py): name -> (folders under models/, suffixes; empty = any file)
+MODEL_FOLDERS: dict[str, tuple[tuple[str, ...], set[str]]] = {
+    "checkpoints": (("checkpoints",), PT), "configs": (("configs",), {".yaml"}), "loras": (("loras",), PT),
+    "vae": (("vae",), PT), "text_encoders": (("text_encoders", "clip"), PT),
+    "diffusion_models": (("unet", "diffusion_models"), PT), "clip_vision": (("clip_vision",), PT),
+    "style_models": (("style_models",), PT), "embeddings": (("embeddings",), PT), "diffusers": (("diffusers",), {"folder"}),
+    "vae_approx": (("vae_approx",), PT), "controlnet": (("controlnet", "t2i_adapter"), PT), "gligen": (("gligen",), PT),
+    "upscale_models": (("upscale_models",), PT), "custom_nodes": (("../custom_nodes",), set()),
+    "hypernetworks": (("hypernetworks",), PT), "photomaker": (("photomaker",), PT), "classifiers": (("classifiers",), {""}),
+    "model_patches": (("model_patches",), PT), "audio_encoders": (("audio_encoders",), PT),
+}
 STARTUP_TIMEOUT = 10.0
 
 
@@ -43,12 +51,12 @@ class ComfyTestServer:
     """The server: `start()`, `stop()`, `restart()`; `behaviour` may be changed while it runs."""
 
     def __init__(self, port: int = 0, root: str | Path | None = None, models: dict[str, list[str]] | None = None,
-                 behaviour: Behaviour | None = None, host: str = "127.0.0.1") -> None:
+                 behaviour: Behaviour | None = None, host: str = "127.0.0.1", workflows: bool = True) -> None:
         self._own_root = root is None
         self.root = resolve(root) if root else Path(tempfile.mkdtemp(prefix="comfy-test-")).resolve()
         for sub in ("input", "output", "temp", "user/default/workflows"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        for template in WORKFLOWS_DIR.glob("*.json"):  # so /userdata?dir=workflows lists something real
+        for template in WORKFLOWS_DIR.glob("*.json") if workflows else []:  # so /userdata?dir=workflows lists something
             if not (self.root / "user/default/workflows" / template.name).exists():
                 shutil.copyfile(template, self.root / "user/default/workflows" / template.name)
         self.host, self.port = host, port
@@ -73,16 +81,16 @@ class ComfyTestServer:
     def models(self) -> dict[str, list[str]]:
         """Folder -> model files below `models/<folder>` (subfolders as `a/b.safetensors`), as ComfyUI lists them."""
         found = {}
-        for folder in MODEL_FOLDERS:
-            base = self.models_root / folder
-            files = base.rglob("*") if base.is_dir() else []
-            found[folder] = sorted(p.relative_to(base).as_posix() for p in files
-                                   if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES)
+        for name, (folders, suffixes) in MODEL_FOLDERS.items():
+            files = set()
+            for base in (self.models_root / f for f in folders):
+                files |= {p.relative_to(base).as_posix() for p in (base.rglob("*") if base.is_dir() else [])
+                          if p.is_file() and (not suffixes or p.suffix.lower() in suffixes)}
+            found[name] = sorted(files)
         return found
 
     def object_info(self) -> dict[str, Any]:
-        inputs = [p.relative_to(self.root / "input").as_posix() for p in (self.root / "input").rglob("*") if p.is_file()]
-        return object_info(self.models(), inputs)
+        return object_info(self.models(), input_images(self.root / "input"))
 
     def send(self, kind: str, data: dict[str, Any], sid: str | None) -> None:
         """One WS message to client `sid`, or to every client when sid is None (like ComfyUI's send_sync)."""
