@@ -1,11 +1,13 @@
 """The ComfyUI client against the protocol test server: results, readable errors, fallbacks, timeouts, safety."""
 
 import io
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from PIL import Image
 
-from pistachio_nb.comfy import (ComfyClient, ComfyConnectionError, ComfyTimeoutError, ExecutionFailedError,
+from pistachio_nb.comfy import (ComfyClient, ComfyConnectionError, ComfyError, ComfyTimeoutError, ExecutionFailedError,
                                 PromptLostError, PromptRejectedError, fill, load_workflow, safe_filename)
 from pistachio_testkit.comfy_exec import Behaviour
 from pistachio_testkit.comfy_server import ComfyTestServer
@@ -84,6 +86,29 @@ def test_unreachable_server_is_a_connection_error():
         with pytest.raises(ComfyConnectionError) as err:
             c.system_stats()
     assert isinstance(err.value, ConnectionError) and "127.0.0.1:9" in str(err.value)
+
+
+def test_500_for_our_malformed_body_is_not_retryable_but_a_proxy_503_is(client):
+    with pytest.raises(ComfyError) as err:  # ComfyUI's aiohttp answers 500 to a body that is not JSON
+        client._json("POST", "/prompt", data=b"{not json", headers={"Content-Type": "application/json"})
+    assert not isinstance(err.value, ComfyConnectionError) and "500" in str(err.value)
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(503)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        with ComfyClient(f"http://127.0.0.1:{proxy.server_port}", timeout=(1, 2)) as c:
+            with pytest.raises(ComfyConnectionError, match="503"):  # a restarting pod behind its proxy: retried
+                c.system_stats()
+    finally:
+        proxy.shutdown()
 
 
 def test_info_verbs(client):

@@ -24,6 +24,7 @@ from .errors import (ComfyConnectionError, ComfyError, ComfyTimeoutError, Execut
 
 DEFAULT_TIMEOUT = (3.05, 30.0)  # (connect, read) seconds for each HTTP request
 POLL_SECONDS = 0.25  # history polling interval when the WebSocket is unavailable
+GATEWAY_DOWN = (502, 503, 504)  # answered by a proxy (RunPod, nginx) while ComfyUI behind it restarts
 
 
 def safe_filename(name: str) -> str:
@@ -107,8 +108,12 @@ class ComfyClient:
         except requests.ConnectionError as err:
             raise ComfyConnectionError(f"cannot reach ComfyUI at {self.url} ({route})",
                                        fix="start ComfyUI / check the URL and port; a restarting pod is retried") from err
-        if r.status_code >= 500:
-            raise ComfyConnectionError(f"{self.url}{route}: server error {r.status_code}", fix="see the ComfyUI log")
+        if r.status_code in GATEWAY_DOWN:  # a proxy in front of a restarting pod: retryable like a dropped connection
+            raise ComfyConnectionError(f"{self.url}{route}: HTTP {r.status_code} from the proxy (ComfyUI down?)",
+                                       fix="wait for ComfyUI to come back; run_batch retries these")
+        if r.status_code >= 500:  # ComfyUI's own handler failed on this request: the same request fails again
+            raise ComfyError(f"{self.url}{route}: ComfyUI answered {r.status_code} (its handler failed on our request): "
+                             f"{r.text[:300]}", fix="check the request body (e.g. valid JSON) and the ComfyUI log")
         return r
 
     def _json(self, method: str, route: str, **kwargs: Any) -> Any:
