@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 from PIL import Image
@@ -90,7 +91,7 @@ def test_kill_restart_rerun_loses_and_duplicates_nothing(own_comfy, tmp_path, mo
 
 def test_a_prompt_unknown_after_restart_is_prompt_lost(own_comfy, monkeypatch):
     with ComfyClient(own_comfy.url) as client:
-        job = type("J", (), {"width": 64, "height": 64, "seed": 3, "job_id": "lost"})()
+        job = SimpleNamespace(width=64, height=64, seed=3, job_id="lost")
         result = client.run(model_free_graph(None, job), timeout=60)
         assert client.history(result.prompt_id) is not None
     own_comfy.kill()

@@ -55,7 +55,7 @@ def test_a_good_graph_runs_and_its_image_downloads(real_comfy):
         assert client.view(result.images[0])[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_connection_refused_is_a_connection_error():
+def test_connection_refused_is_a_connection_error(comfy_install):  # still needs the install: no silent passes
     with ComfyClient(dead_url()) as client:
         with pytest.raises(ComfyConnectionError, match="cannot reach"):
             client.system_stats()
