@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pistachio_nb.params import DatasetParams
+from pistachio_nb.dataset import DatasetParams
 from pistachio_testkit.demo_data import make_demo_images
 
 DEMO_VALUES = dict(

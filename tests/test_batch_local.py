@@ -8,7 +8,7 @@ from PIL import Image
 
 from pistachio_nb.batch import run_batch
 from pistachio_nb.models import resolve_model
-from pistachio_nb.params import BatchParams
+from pistachio_nb.batch import BatchParams
 
 
 @pytest.fixture(scope="module")

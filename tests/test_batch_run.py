@@ -9,7 +9,7 @@ from PIL import Image
 from pistachio_nb.batch import run_batch
 from pistachio_nb.batch.scheduler import Target, pick_target
 from pistachio_nb.files import read_jsonl
-from pistachio_nb.params import BatchParams
+from pistachio_nb.batch import BatchParams
 from pistachio_testkit.comfy_exec import Behaviour
 from pistachio_testkit.comfy_server import ComfyTestServer
 

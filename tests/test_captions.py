@@ -13,7 +13,7 @@ from pistachio_nb.captions import caption_dataset, captioners
 from pistachio_nb.captions.review import find_replace, review_grid, sample_grid
 from pistachio_nb.captions.store import BACKUPS
 from pistachio_nb.errors import InputDataError, ModelLoadError
-from pistachio_nb.params import CaptioningParams
+from pistachio_nb.captions import CaptioningParams
 
 TRIGGER = "pstchio"
 

@@ -8,7 +8,7 @@ from pistachio_nb.captions.captioners import TemplateCaptioner, drop_prompt_echo
 from pistachio_nb.captions.lint import lint_captions, lint_summary, load_clip_tokenizer, token_count, trigger_pieces
 from pistachio_nb.captions.postprocess import postprocess, tidy, with_trigger
 from pistachio_nb.errors import ModelLoadError, ParamsError
-from pistachio_nb.params import CaptioningParams
+from pistachio_nb.captions import CaptioningParams
 from PIL import Image
 
 

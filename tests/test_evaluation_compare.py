@@ -18,7 +18,7 @@ from pistachio_nb.evaluation import compare_checkpoints, read_recommendation
 from pistachio_nb.evaluation.compare import plan_comparison
 from pistachio_nb.evaluation.plots import grid_figure, metric_figure
 from pistachio_nb.models import load_sdxl_pipeline
-from pistachio_nb.params import CheckpointsParams
+from pistachio_nb.evaluation import CheckpointsParams
 from pistachio_testkit.demo_data import draw_scene
 
 STEPS = (100, 200, 300)

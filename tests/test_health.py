@@ -11,7 +11,7 @@ import pytest
 from pistachio_nb import health
 from pistachio_nb.comfy.client import ComfyClient
 from pistachio_nb.files import append_jsonl
-from pistachio_nb.params import SetupParams
+from pistachio_nb.pod import SetupParams
 from pistachio_nb.paths import repo_root
 from pistachio_nb.watchdog import CRASH_LOG
 from pistachio_testkit.comfy_server import ComfyTestServer

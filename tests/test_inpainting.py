@@ -20,7 +20,7 @@ from pistachio_nb.inpainting.sweep import sweep
 from pistachio_nb.inpainting.views import pixels_changed
 from pistachio_nb.lora import resolve_lora
 from pistachio_nb.models import load_sdxl_pipeline
-from pistachio_nb.params import InpaintingParams
+from pistachio_nb.inpainting import InpaintingParams
 from pistachio_nb.paths import repo_root
 from pistachio_testkit.comfy_server import ComfyTestServer
 from pistachio_testkit.demo_data import draw_scene

@@ -10,7 +10,7 @@ from pistachio_nb.errors import ParamsError
 from pistachio_nb.inpainting.masks import MaskError, build_masks, feather, grow, load_mask_file, regions_mask
 from pistachio_nb.inpainting.paste import crop_for_model, paste_back, plan_crop, widen, work_size
 from pistachio_nb.inpainting.views import overlay, pixels_changed
-from pistachio_nb.params import InpaintingParams, MaskRegion
+from pistachio_nb.inpainting import InpaintingParams, MaskRegion
 from pistachio_testkit.demo_data import draw_scene
 
 SIZE = (96, 80)

@@ -13,7 +13,7 @@ import pytest
 from pistachio_nb.errors import InputDataError, ParamsError
 from pistachio_nb.knowledge import audit_knowledge
 from pistachio_nb.knowledge.inventory import load_kb
-from pistachio_nb.params import KnowledgeAuditParams
+from pistachio_nb.knowledge import KnowledgeAuditParams
 from pistachio_testkit.demo_kb import write_demo_kb
 from pistachio_testkit.demo_kb_text import COMMITS, MISTAKES
 

@@ -22,6 +22,16 @@ def test_parameters_cell_matches_params_model(nb_path):
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=IDS)
+def test_field_descriptions_equal_parameters_cell_comments(nb_path):
+    """The `# meaning` a person reads in the cell is the description `--help-notebook` and errors show."""
+    cell = pm.inspect_notebook(str(nb_path))
+    model = params_model_for(nb_path.stem).model_fields
+    differ = {name: (cell[name]["help"], field.description) for name, field in model.items()
+              if name in cell and cell[name]["help"] != field.description}
+    assert not differ, "\n".join(f"{n}:\n  cell:  {c}\n  model: {m}" for n, (c, m) in differ.items())
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=IDS)
 def test_notebook_shape(nb_path):
     nb = nbformat.read(str(nb_path), as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]

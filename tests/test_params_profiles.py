@@ -6,7 +6,8 @@ import sys
 import pytest
 
 from pistachio_nb.errors import ParamsError
-from pistachio_nb.params import SetupParams, all_params_models, params_model_for
+from pistachio_nb.params import all_params_models, params_model_for
+from pistachio_nb.pod import SetupParams
 from pistachio_nb.profiles import load_profile, notebook_defaults, parse_sets, resolve_values
 from pistachio_nb.runner import select_notebooks
 

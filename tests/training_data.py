@@ -39,7 +39,7 @@ def training_params(workspace: Path, **overrides):
     """The demo profile's 03_training values, made faster for unit tests, plus `overrides`."""
     import yaml
 
-    from pistachio_nb.params import TrainingParams
+    from pistachio_nb.training import TrainingParams
     from pistachio_nb.paths import repo_root
 
     values = yaml.safe_load((repo_root() / "params" / "demo.yaml").read_text())["03_training"]

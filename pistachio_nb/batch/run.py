@@ -12,11 +12,11 @@ from ..comfy.client import ComfyClient
 from ..comfy.errors import ComfyError
 from ..display import image_grid
 from ..files import write_sidecar
-from ..params import BatchParams
 from ..paths import resolve
 from .backends import ComfyBackend, LocalBackend
 from .jobs import Defaults, Job, load_jobs
 from .manifest import Manifest
+from .params import BatchParams
 from .scheduler import Pending, Scheduler, Target
 
 

@@ -9,6 +9,19 @@ image) and `dataset/caption_lint.csv` (trigger, CLIP tokens, empty/duplicate, le
 with a `.params.json` sidecar. Modules: captioners, postprocess, store, lint, review, pipeline.
 """
 
-from .pipeline import CaptionResult, caption_dataset, lint_dataset
+_EXPORTS = {  # public name -> the module that defines it
+    "CaptioningParams": ".params",
+    "CaptionResult": ".pipeline",
+    "caption_dataset": ".pipeline",
+    "lint_dataset": ".pipeline",
+}
+__all__ = list(_EXPORTS)
 
-__all__ = ["CaptionResult", "caption_dataset", "lint_dataset"]
+
+def __getattr__(name: str):
+    """Import a verb's module on first use, so importing the params (the profile loader does) stays light."""
+    if name in _EXPORTS:
+        from importlib import import_module
+
+        return getattr(import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,9 +16,9 @@ from tqdm.auto import tqdm
 
 from ..errors import ModelLoadError
 from ..files import write_csv, write_sidecar
-from ..params import CaptioningParams
 from .captioners import Captioner, TemplateCaptioner, load_model_captioner
 from .lint import lint_captions, load_clip_tokenizer
+from .params import CaptioningParams
 from .postprocess import postprocess
 from .store import CaptionStore, current_caption, load_rows, sync_existing
 

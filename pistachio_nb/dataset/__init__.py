@@ -22,13 +22,14 @@ or deletes anything there) and writes `<workspace>/dataset/`, the contract later
 Reruns are incremental: unchanged source files are not decoded again, unchanged outputs not rewritten.
 """
 
-__all__ = ["DatasetResult", "prepare_dataset"]
+_EXPORTS = {"DatasetParams": ".params", "DatasetResult": ".pipeline", "prepare_dataset": ".pipeline"}
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str):
-    """Import the pipeline on first use, so decode workers that import a submodule stay small (no pandas)."""
-    if name in __all__:
-        from . import pipeline
+    """Import on first use, so decode workers that import a submodule stay small (no pandas)."""
+    if name in _EXPORTS:
+        from importlib import import_module
 
-        return getattr(pipeline, name)
+        return getattr(import_module(_EXPORTS[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,13 +10,13 @@ import pandas as pd
 
 from ..errors import InputDataError, ParamsError
 from ..files import read_json, write_csv, write_json, write_jsonl, write_sidecar
-from ..params import DatasetParams
 from ..paths import resolve
 from .buckets import fit_bucket, sdxl_buckets
 from .decode import Limits, parse_colour
 from .dedup import mark_duplicates
 from .ingest import ProbeConfig, list_sources, probe_all
 from .layout import METADATA, RenderJob, kohya_folder, output_name, sync_layout
+from .params import DatasetParams
 from .quality import quality_flags
 from .split import validation_clusters
 

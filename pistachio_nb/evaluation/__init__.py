@@ -1,6 +1,17 @@
 """04_checkpoints: compare LoRA checkpoints by identity, prompt fidelity, memorization and diversity; recommend one."""
 
-from .compare import compare_checkpoints
-from .recommend import read_recommendation
+_EXPORTS = {  # public name -> the module that defines it
+    "CheckpointsParams": ".params",
+    "compare_checkpoints": ".compare",
+    "read_recommendation": ".recommend",
+}
+__all__ = list(_EXPORTS)
 
-__all__ = ["compare_checkpoints", "read_recommendation"]
+
+def __getattr__(name: str):
+    """Import a verb's module on first use, so importing the params (the profile loader does) stays light."""
+    if name in _EXPORTS:
+        from importlib import import_module
+
+        return getattr(import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

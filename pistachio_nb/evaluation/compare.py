@@ -16,13 +16,13 @@ from tqdm.auto import tqdm
 from ..errors import InputDataError
 from ..files import write_csv, write_json, write_sidecar
 from ..models import load_clip, load_dinov2, pick_device
-from ..params import CheckpointsParams
 from . import embeddings as emb
 from .diversity import seed_diversity
 from .faces import embed_faces, identity_table, load_face_embedder, reference_identity
 from .generate_grid import SamplerSettings, generate_grid, plan_grid
 from .inputs import BASE, Checkpoint, build_prompts, find_checkpoints, read_dataset
 from .memorization import flag_copies, nearest_training, phashes
+from .params import CheckpointsParams
 from .recommend import Recommendation, Rule, recommend
 
 METRICS = ["face_rate", "identity", "identity_score", "clip_t", "clip_i", "dino", "copy_rate", "train_similarity", "diversity"]

@@ -1,5 +1,19 @@
 """05_inpainting: masks from params, SDXL inpainting with the character LoRA (diffusers or ComfyUI), paste-back."""
 
-from .stage import inpaint, prepare, reproduce
+_EXPORTS = {  # public name -> the module that defines it
+    "InpaintingParams": ".params",
+    "MaskRegion": ".params",
+    "inpaint": ".stage",
+    "prepare": ".stage",
+    "reproduce": ".stage",
+}
+__all__ = list(_EXPORTS)
 
-__all__ = ["inpaint", "prepare", "reproduce"]
+
+def __getattr__(name: str):
+    """Import a verb's module on first use, so importing the params (the profile loader does) stays light."""
+    if name in _EXPORTS:
+        from importlib import import_module
+
+        return getattr(import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

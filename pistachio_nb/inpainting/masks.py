@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from ..errors import InputDataError
-from ..params import MaskRegion
+from .params import MaskRegion
 
 
 class MaskError(InputDataError):

@@ -19,11 +19,11 @@ from PIL import Image, ImageOps
 
 from ..errors import InputDataError
 from ..files import atomic_path, read_json, read_jsonl, write_sidecar
-from ..params import InpaintingParams
 from ..paths import resolve
 from ..lora import load_lora, resolve_lora
 from .diffusers_inpaint import Sampling, load_inpaint_pipeline, native_resolution, run_pipeline, size_multiple
 from .masks import Masks, build_masks
+from .params import InpaintingParams
 from .paste import Crop, crop_for_model, paste_back, plan_crop
 
 # params that never change a result's pixels: left out of its name, so changing them reuses saved results

@@ -12,12 +12,12 @@ from tqdm.auto import tqdm
 from ..display import save_figure
 from ..errors import ParamsError
 from ..files import write_sidecar, write_text
-from ..params import KnowledgeAuditParams
 from ..paths import resolve
 from .disposition import disposition_table, report_markdown
 from .duplication import duplicates_table, find_duplicates
 from .growth import growth_figure, growth_table
 from .inventory import budget_figure, budget_table, inventory_table, load_kb
+from .params import KnowledgeAuditParams
 from .staleness import stale_table, superseded_table
 from .templates import template_table
 

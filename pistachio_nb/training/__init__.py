@@ -7,7 +7,23 @@ states), `samples/step-XXXXXXXX/*.png`, `metrics.csv`, `validation.csv`, `tensor
 `checkpoints.jsonl` (the manifest 04_checkpoints reads) and `cache/` (latents, text embeddings).
 """
 
-from .report import lora_info, loss_figure, sample_grid
-from .train import TrainResult, dataset_summary, train_lora, vram_plan
+_EXPORTS = {  # public name -> the module that defines it
+    "TrainingParams": ".params",
+    "TrainResult": ".train",
+    "dataset_summary": ".train",
+    "lora_info": ".report",
+    "loss_figure": ".report",
+    "sample_grid": ".report",
+    "train_lora": ".train",
+    "vram_plan": ".train",
+}
+__all__ = list(_EXPORTS)
 
-__all__ = ["TrainResult", "dataset_summary", "lora_info", "loss_figure", "sample_grid", "train_lora", "vram_plan"]
+
+def __getattr__(name: str):
+    """Import a verb's module on first use, so importing the params (the profile loader does) stays light."""
+    if name in _EXPORTS:
+        from importlib import import_module
+
+        return getattr(import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 
 from ..errors import ParamsError
-from ..params import TrainingParams
+from .params import TrainingParams
 
 # Settings that define the run being resumed; changing them mid-run would make the state meaningless.
 RUN_DEFINING = (

@@ -21,7 +21,6 @@ from tqdm.auto import tqdm
 
 from ..files import append_jsonl, read_jsonl, write_jsonl, write_sidecar
 from ..models import pick_device, resolve_model
-from ..params import TrainingParams
 from ..paths import resolve
 from .checkpoint import Progress, RngState, load_state, prune_states, save_state
 from .data import DatasetInfo, Example, epoch_batches, fingerprint, tag_frequency
@@ -29,6 +28,7 @@ from .export import adapter_configs, lora_state_dicts, save_diffusers, save_kohy
 from .features import Featurizer
 from .logs import TrainLog
 from .loss import training_loss, validation_loss
+from .params import TrainingParams
 from .prior import class_batch, class_examples
 from .sampling import fill_prompt, sample_images
 from .sdxl import add_adapters, load_for_training, trainable_parameters

@@ -13,12 +13,12 @@ import pandas as pd
 
 from ..files import atomic_path, read_jsonl, write_sidecar
 from ..models import pick_device, resolve_model
-from ..params import TrainingParams
 from .checkpoint import find_state, saved_params
 from .config import check_device, check_resume
 from .data import fingerprint, load_dataset
 from .logs import TrainLog
 from .loop import MANIFEST, resume_or_start, run_loop, setup_run, steps_per_epoch, total_steps
+from .params import TrainingParams
 from .sdxl import TEXT_ENCODER_TARGETS
 from .vram import VramPlan, gpu_memory_gb, meta_counts, plan_vram
 

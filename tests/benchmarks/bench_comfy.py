@@ -21,7 +21,7 @@ import requests
 
 from pistachio_nb.batch import run_batch
 from pistachio_nb.comfy import ComfyClient, fill, load_workflow
-from pistachio_nb.params import BatchParams
+from pistachio_nb.batch import BatchParams
 
 OVERHEAD_JOBS = 100
 THROUGHPUT_JOBS = 24
