@@ -1,7 +1,9 @@
 """`pistachio health | models | workflows pull | watchdog`: the 00_setup jobs for cron and pod start hooks.
 
-Each reads the 00_setup values of a params profile (same validation as the notebook) and exits
-non-zero when something failed, so `pistachio health --params params/pod.yaml && ...` gates a batch.
+`health` runs the whole 00_setup check (`pistachio_nb.pod.check_pod`: drift, environment, model
+downloads, health rows, workflow pull), exactly what the notebook runs; `models` and `workflows pull`
+run one step. Each reads the 00_setup values of a params profile (same validation as the notebook) and
+exits non-zero when something failed, so `pistachio health --params params/pod.yaml && ...` gates a batch.
 """
 
 from __future__ import annotations
@@ -30,12 +32,15 @@ def _show(table: pd.DataFrame) -> None:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    from .health import exit_code, health_report, summary
+    """The 00_setup notebook's checks (`check_pod`: same rows, same CSVs under setup/), printed; 1 on any FAIL."""
+    from .pod import check_pod
 
-    report = health_report(setup_params(args))
-    _show(report)
-    print(summary(report))
-    return exit_code(report)
+    report = check_pod(setup_params(args))
+    _show(report.overview[["step", "rows", "result"]])
+    print()
+    _show(report.health)
+    print(report.summary)
+    return report.exit_code
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -82,7 +87,7 @@ def _profile_args(parser: argparse.ArgumentParser) -> None:
 
 def add_setup_commands(sub) -> None:
     """Register the 00_setup subcommands on the `pistachio` parser's subparsers."""
-    health = sub.add_parser("health", help="pod health table; exit code 1 on any FAIL")
+    health = sub.add_parser("health", help="the 00_setup checks (downloads, workflow pull, health table); exit 1 on any FAIL")
     _profile_args(health)
     health.set_defaults(func=cmd_health)
 

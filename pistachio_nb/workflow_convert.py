@@ -229,6 +229,9 @@ def _save_if_changed(dest: Path, data: Any) -> str:
     return "new"
 
 
+WORKFLOW_COLUMNS = ["workflow", "format", "saved_status", "api_status", "nodes", "saved_file", "api_file", "detail"]
+
+
 def pull_workflows(comfy_url: str, dest_dir: str | Path, timeout: float = 10.0) -> pd.DataFrame:
     """Copy the workflows saved in ComfyUI into `dest_dir/saved/` (as saved) and their API form into `dest_dir/api/`.
 
@@ -252,5 +255,4 @@ def pull_workflows(comfy_url: str, dest_dir: str | Path, timeout: float = 10.0) 
         except WorkflowFormatError as err:
             row.update(api_file="", api_status="not converted", nodes=0, detail=str(err).splitlines()[0])
         rows.append(row)
-    columns = ["workflow", "format", "saved_status", "api_status", "nodes", "saved_file", "api_file", "detail"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=WORKFLOW_COLUMNS)

@@ -1,8 +1,16 @@
 """00_setup: is this pod able to do today's work? Pins, GPU, models, ComfyUI health, workflows.
+
+Public verb: `check_pod(params) -> PodReport`. It writes `<workspace>/setup/`: `drift.csv`,
+`environment.csv`, `models.csv`, `health.csv` and `workflows.csv`, each with a `.params.json`
+sidecar; downloads missing model files into `comfy_models_dir` and pulls ComfyUI's saved workflows
+into `workflows_dir`. `pistachio health` runs the same verb. The checks themselves live in
+`pistachio_nb.health`, `downloads`, `envcheck`, `watchdog` and `workflow_convert`.
 """
 
 _EXPORTS = {  # public name -> the module that defines it
     "SetupParams": ".params",
+    "PodReport": ".check",
+    "check_pod": ".check",
 }
 __all__ = list(_EXPORTS)
 

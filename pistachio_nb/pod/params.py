@@ -17,7 +17,7 @@ class SetupParams(NotebookParams):
     notebook: ClassVar[str] = "00_setup"
 
     pins_file: Path = Field(description="the one tested set of exact package versions; the drift check compares with it")
-    fail_on_drift: bool = Field(description="stop here when installed versions differ from the pins (true on the pod)")
+    fail_on_drift: bool = Field(description="make drift a FAIL that stops the notebook at the gate (true on the pod)")
     # pod health, model downloads, workflows (health.py, downloads.py, workflow_convert.py)
     comfy_url: str = Field(pattern=r"^https?://[^/\s]+", description="ComfyUI base URL (8188 is its default port; the demo gives its own)")
     comfy_timeout_s: float = Field(gt=0, le=300, description="seconds each ComfyUI request may take")
