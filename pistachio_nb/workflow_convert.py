@@ -13,11 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pandas as pd
-import requests
 
+from .comfy.client import ComfyClient
 from .errors import InputDataError, PistachioError
 from .files import write_json
 from .paths import resolve
@@ -199,17 +198,6 @@ def workflow_node_classes(folders: list[Path]) -> list[str]:
     return sorted(found)
 
 
-def _get_json(url: str, timeout: float, params: dict | None = None, default_if_404: Any = None) -> Any:
-    try:
-        response = requests.get(url, params=params, timeout=timeout)
-        if response.status_code == 404 and default_if_404 is not None:
-            return default_if_404
-        response.raise_for_status()
-        return response.json()
-    except (requests.RequestException, ValueError) as err:
-        raise PistachioError(f"GET {url} failed: {err}", fix="check that ComfyUI is running at comfy_url") from None
-
-
 def _flat_name(rel_path: str) -> str:
     """`sub/a b.json` -> `sub__a b.json`: one flat folder, like the package's workflows/."""
     return rel_path.replace("/", "__")
@@ -232,27 +220,35 @@ def _save_if_changed(dest: Path, data: Any) -> str:
 WORKFLOW_COLUMNS = ["workflow", "format", "saved_status", "api_status", "nodes", "saved_file", "api_file", "detail"]
 
 
+def _row(client: ComfyClient, rel: str, object_info: Mapping[str, Any], dest_dir: Path) -> dict[str, Any]:
+    """Pull one saved workflow: its saved copy, its API form (or why it has none)."""
+    name = _flat_name(rel)
+    try:
+        ui = json.loads(client.userdata_file(f"workflows/{rel}"))
+    except ValueError as err:
+        return {"workflow": rel, "format": "?", "saved_status": "not saved", "api_status": "not converted", "nodes": 0,
+                "saved_file": "", "api_file": "", "detail": f"not valid JSON: {err}"}
+    row = {"workflow": rel, "format": "ui" if is_ui_format(ui) else "api",
+           "saved_status": _save_if_changed(dest_dir / "saved" / name, ui), "saved_file": str(dest_dir / "saved" / name)}
+    try:
+        api = ui_to_api(ui, object_info) if is_ui_format(ui) else ui
+        row.update(api_file=str(dest_dir / "api" / name), api_status=_save_if_changed(dest_dir / "api" / name, api),
+                   nodes=len(api), detail="")
+    except WorkflowFormatError as err:
+        row.update(api_file="", api_status="not converted", nodes=0, detail=str(err).splitlines()[0])
+    return row
+
+
 def pull_workflows(comfy_url: str, dest_dir: str | Path, timeout: float = 10.0) -> pd.DataFrame:
     """Copy the workflows saved in ComfyUI into `dest_dir/saved/` (as saved) and their API form into `dest_dir/api/`.
 
-    Own subfolders, so a pulled workflow never replaces one of the package's templates by name.
+    Own subfolders, so a pulled workflow never replaces one of the package's templates by name. All
+    requests go through `ComfyClient` (its timeouts and error types); an unreachable server raises ComfyError.
     """
-    base = comfy_url.rstrip("/")
     dest_dir = resolve(dest_dir)
-    # 404 = no workflow saved yet on this ComfyUI (the folder is created on the first save)
-    files = _get_json(f"{base}/userdata", timeout, {"dir": "workflows", "recurse": "true"}, default_if_404=[])
-    object_info = _get_json(f"{base}/object_info", timeout)
-    rows = []
-    for rel in sorted(f for f in files if isinstance(f, str) and f.endswith(".json") and not Path(f).name.startswith(".")):
-        ui = _get_json(f"{base}/userdata/{quote('workflows/' + rel, safe='')}", timeout)
-        name = _flat_name(rel)
-        row = {"workflow": rel, "format": "ui" if is_ui_format(ui) else "api",
-               "saved_status": _save_if_changed(dest_dir / "saved" / name, ui), "saved_file": str(dest_dir / "saved" / name)}
-        try:
-            api = ui_to_api(ui, object_info) if is_ui_format(ui) else ui
-            row.update(api_file=str(dest_dir / "api" / name), api_status=_save_if_changed(dest_dir / "api" / name, api),
-                       nodes=len(api), detail="")
-        except WorkflowFormatError as err:
-            row.update(api_file="", api_status="not converted", nodes=0, detail=str(err).splitlines()[0])
-        rows.append(row)
+    with ComfyClient(comfy_url, timeout=(timeout, timeout), use_websocket=False) as client:
+        files = client.userdata_list("workflows")  # [] on a fresh ComfyUI: the folder appears on the first save
+        saved = sorted(f for f in files if f.endswith(".json") and not Path(f).name.startswith("."))
+        object_info = client.object_info() if saved else {}
+        rows = [_row(client, rel, object_info, dest_dir) for rel in saved]
     return pd.DataFrame(rows, columns=WORKFLOW_COLUMNS)

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import requests
 import websocket
@@ -134,6 +135,29 @@ class ComfyClient:
 
     def queue(self) -> dict[str, list]:
         return self._json("GET", "/queue")
+
+    # ---------------------------------------------------------------- user data (saved workflows)
+    def userdata_list(self, folder: str, recurse: bool = True) -> list[str]:
+        """Files below the user's `<folder>` (e.g. `workflows`), as paths relative to it.
+
+        A fresh ComfyUI answers 404 "Directory not found" until its first save creates the folder: that is [].
+        """
+        route = "/userdata"
+        r = self._request("GET", route, params={"dir": folder, "recurse": str(recurse).lower()})
+        if r.status_code == 404:
+            return []
+        if r.status_code != 200:
+            raise ComfyError(f"{self.url}{route}?dir={folder}: HTTP {r.status_code}: {r.text[:300]}")
+        return [f for f in r.json() if isinstance(f, str)]
+
+    def userdata_file(self, path: str) -> bytes:
+        """The bytes of one user file as saved, e.g. `workflows/portraits/a.json` (the path is URL-quoted whole)."""
+        route = "/userdata/" + quote(path, safe="")
+        r = self._request("GET", route)
+        if r.status_code != 200:
+            raise ComfyError(f"{self.url}/userdata/{path}: HTTP {r.status_code}: {r.text[:300]}",
+                             fix="the file was moved or deleted in ComfyUI meanwhile; pull again")
+        return r.content
 
     def load(self) -> int:
         """Prompts running or pending on the server (everyone's, not only ours)."""
