@@ -65,11 +65,9 @@ def widget_inputs(node_def: Mapping[str, Any]) -> list[tuple[str, dict]]:
 
 def _is_companion(name: str, options: Mapping[str, Any], value: Any) -> bool:
     """Is `value` (the next saved value) a frontend companion of widget `name`: seed control or upload button?"""
-    if not isinstance(value, str):
-        return False
     if options.get("control_after_generate") or (options["_kind"] == "INT" and name in ("seed", "noise_seed")):
-        return value in SEED_CONTROL_VALUES
-    return any(options.get(k) for k in UPLOAD_OPTIONS) and value in ("image", "video", "audio")
+        return isinstance(value, bool) or value in SEED_CONTROL_VALUES  # older UIs saved the control as true/false
+    return isinstance(value, str) and any(options.get(k) for k in UPLOAD_OPTIONS) and value in ("image", "video", "audio")
 
 
 def widget_values(node: Mapping[str, Any], node_def: Mapping[str, Any]) -> dict[str, Any]:
@@ -80,6 +78,9 @@ def widget_values(node: Mapping[str, Any], node_def: Mapping[str, Any]) -> dict[
         return {name: raw[name] for name, _ in names if name in raw}
     values, i = {}, 0
     for name, options in names:
+        if i >= len(raw) and "default" in options:  # a widget newer than the saved workflow: the UI shows its default
+            values[name] = options["default"]
+            continue
         if i >= len(raw):
             raise WorkflowFormatError(
                 f"node {node['id']} ({node['type']}): widgets_values has {len(raw)} values, but /object_info "

@@ -89,10 +89,20 @@ def test_unknown_node_class_names_node_and_class(ui, info):
     assert "node 10" in str(err.value) and "'LoraLoader'" in str(err.value) and "custom node" in str(err.value)
 
 
-def test_too_few_widget_values_is_a_clear_error(ui, info):
-    next(n for n in ui["nodes"] if n["id"] == 5)["widgets_values"] = [1024]
-    with pytest.raises(WorkflowFormatError, match=r"node 5 \(EmptyLatentImage\): widgets_values has 1 values"):
+def test_widgets_newer_than_the_saved_workflow_get_their_defaults(ui, info):
+    next(n for n in ui["nodes"] if n["id"] == 5)["widgets_values"] = [1024]  # saved before height/batch existed
+    assert ui_to_api(ui, info)["5"]["inputs"] == {"width": 1024, "height": 512, "batch_size": 1}
+
+
+def test_too_few_widget_values_without_a_default_is_a_clear_error(ui, info):
+    next(n for n in ui["nodes"] if n["id"] == 4)["widgets_values"] = []
+    with pytest.raises(WorkflowFormatError, match=r"node 4 \(CheckpointLoaderSimple\): widgets_values has 0 values"):
         ui_to_api(ui, info)
+
+
+def test_older_uis_boolean_seed_control_is_skipped_like_the_named_one(ui, info):
+    next(n for n in ui["nodes"] if n["id"] == 3)["widgets_values"][1] = True
+    assert ui_to_api(ui, info)["3"]["inputs"]["steps"] == 30
 
 
 def test_subgraphs_are_refused_not_mangled(ui, info):
