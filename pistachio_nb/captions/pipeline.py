@@ -1,4 +1,8 @@
-"""`caption_dataset`: caption every dataset image that needs it, write sidecars + metadata.jsonl, lint the result."""
+"""`caption_dataset`: caption every dataset image that needs it, write sidecars + metadata.jsonl, lint the result.
+
+Beside the verb, the stage's public helpers the notebook calls, each taking the params: a look at the
+dataset and the trigger's tokens before captioning, then review, bulk find/replace and lint after it.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +21,10 @@ from tqdm.auto import tqdm
 from ..errors import ModelLoadError
 from ..files import write_csv, write_sidecar
 from .captioners import Captioner, TemplateCaptioner, load_model_captioner
-from .lint import lint_captions, load_clip_tokenizer
+from .lint import lint_captions, lint_summary, load_clip_tokenizer, trigger_pieces
 from .params import CaptioningParams
 from .postprocess import postprocess
+from .review import find_replace, review_grid, sample_grid
 from .store import CaptionStore, current_caption, load_rows, sync_existing
 
 TABLE = "captions.csv"
@@ -40,7 +45,17 @@ class CaptionResult:
 
     @property
     def counts(self) -> pd.DataFrame:
+        """Images per status (captioned, up to date, kept) and caption source."""
         return self.table.groupby(["status", "source"]).size().rename("images").reset_index()
+
+    @property
+    def lint_summary(self) -> pd.DataFrame:
+        """How many captions have each kind of problem; `(none)` counts the clean ones."""
+        return lint_summary(self.lint)
+
+    def sample_grid(self, count: int):
+        """The first `count` images with the captions this run left them, as a figure."""
+        return sample_grid(self.root, self.table.to_dict("records"), count)
 
 
 def caption_key(p: CaptioningParams) -> str:
@@ -126,6 +141,26 @@ def lint_dataset(p: CaptioningParams) -> pd.DataFrame:
     write_csv(root / LINT, lint)
     write_sidecar(root / LINT, p)
     return lint
+
+
+def dataset_table(p: CaptioningParams) -> pd.DataFrame:
+    """The dataset as 01_dataset left it (or as the last edit did): file, split, size and current caption."""
+    return pd.DataFrame(load_rows(p.ws.dataset))[["file_name", "split", "width", "height", "text"]]
+
+
+def trigger_tokens(p: CaptioningParams) -> list[str]:
+    """The pieces `base_model`'s CLIP tokenizer splits the trigger into (two or three rare ones is good)."""
+    return trigger_pieces(load_clip_tokenizer(p.base_model), p.trigger)
+
+
+def review_captions(p: CaptioningParams, page_size: int = 12):
+    """An ipywidgets pager: each image with its caption in an editable box and a Save button (with backup)."""
+    return review_grid(p.ws.dataset, page_size)
+
+
+def bulk_replace(p: CaptioningParams) -> pd.DataFrame:
+    """`find_text` -> `replace_text` in every caption, whole words, any case: a preview, written only with `apply_find_replace`."""
+    return find_replace(p.ws.dataset, p.find_text, p.replace_text, apply=p.apply_find_replace)
 
 
 def free_gpu_memory() -> None:

@@ -1,6 +1,7 @@
 """`compare_checkpoints`: plan the grid, generate it, score every image, summarise per checkpoint, recommend.
 
-Each step is also a public function so the notebook can show its result before the next one runs.
+The verb is the one composition of these steps; the notebook calls `plan_comparison` (inputs only, no
+model) to show what will be compared, then the verb, then looks at the `ComparisonResult`'s tables and figures.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .generate_grid import SamplerSettings, generate_grid, plan_grid
 from .inputs import BASE, Checkpoint, build_prompts, find_checkpoints, read_dataset
 from .memorization import flag_copies, nearest_training, phashes
 from .params import CheckpointsParams
+from .plots import grid_figure, metric_figure
 from .recommend import Recommendation, Rule, recommend
 
 METRICS = ["face_rate", "identity", "identity_score", "clip_t", "clip_i", "dino", "copy_rate", "train_similarity", "diversity"]
@@ -40,6 +42,12 @@ class Plan:
     settings: SamplerSettings
     grid: pd.DataFrame  # one row per image to generate
     loss_file: Path | None
+
+    @property
+    def images_per_checkpoint(self) -> pd.DataFrame:
+        """How many images each checkpoint (and LoRA scale) will get: prompts x seeds."""
+        counts = self.grid.groupby(["checkpoint", "step", "scale"], sort=False).size()
+        return counts.rename("images").reset_index()
 
 
 @dataclass(frozen=True)
@@ -62,10 +70,31 @@ class Scores:
 
 @dataclass(frozen=True)
 class ComparisonResult:
+    """What `compare_checkpoints` did, with the tables and figures the notebook shows."""
+
     plan: Plan
     scores: Scores
-    summary: pd.DataFrame
+    summary: pd.DataFrame  # one row per checkpoint and LoRA scale (comparison/summary.csv)
     recommendation: Recommendation
+    grid: pd.DataFrame  # one row per generated image, `cached` = reused from an earlier run (comparison/grid.csv)
+
+    @property
+    def cached(self) -> pd.Series:
+        """How many grid images were generated now (False) and reused (True)."""
+        return self.grid["cached"].value_counts()
+
+    @property
+    def images(self) -> pd.DataFrame:
+        """Per-image metrics (comparison/images.csv)."""
+        return self.scores.images
+
+    def grid_figure(self, seed: int | None = None, scale: float | None = None):
+        """Rows = checkpoints, columns = prompts, for one seed (default: the first) and LoRA scale."""
+        return grid_figure(self.grid, seed=self.plan.params.seeds[0] if seed is None else seed, scale=scale)
+
+    def metric_figure(self, mark_recommended: bool = False):
+        """Each metric against training step; with `mark_recommended`, a dashed line at the picked step."""
+        return metric_figure(self.summary, self.recommendation.step if mark_recommended else None)
 
 
 def plan_comparison(p: CheckpointsParams) -> Plan:
@@ -187,6 +216,7 @@ def recommend_checkpoint(plan: Plan, summary: pd.DataFrame) -> Recommendation:
 def compare_checkpoints(p: CheckpointsParams) -> ComparisonResult:
     """The whole stage: grid, per-image scores, per-checkpoint summary, recommendation (all under comparison/)."""
     plan = plan_comparison(p)
-    scores = score_images(plan, generate_images(plan))
+    grid = generate_images(plan)
+    scores = score_images(plan, grid)
     summary = summarize(plan, scores.images)
-    return ComparisonResult(plan, scores, summary, recommend_checkpoint(plan, summary))
+    return ComparisonResult(plan, scores, summary, recommend_checkpoint(plan, summary), grid)

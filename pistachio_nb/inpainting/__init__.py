@@ -1,9 +1,15 @@
-"""05_inpainting: masks from params, SDXL inpainting with the character LoRA (diffusers or ComfyUI), paste-back."""
+"""05_inpainting: masks from params, SDXL inpainting with the character LoRA (diffusers or ComfyUI), paste-back.
+
+Public verb: `inpaint(params) -> Inpainting` (the main picture + sidecar under `<workspace>/inpainting/`);
+its methods make and show the rest: `model_view()`, `before_after()`, `sweep()`, `comfy()`,
+`reproduce_difference()`. `prepare(params)` checks the inputs and builds the masks before any model loads.
+"""
 
 _EXPORTS = {  # public name -> the module that defines it
     "InpaintingParams": ".params",
     "MaskRegion": ".params",
-    "inpaint": ".stage",
+    "Inpainting": ".run",
+    "inpaint": ".run",
     "prepare": ".stage",
     "reproduce": ".stage",
 }

@@ -1,7 +1,7 @@
 """The 05_inpainting stage: resolve and validate inputs, inpaint, save each result with a sidecar that reproduces it.
 
-`inpaint(p)` is the one public verb; the notebook calls the steps one by one (prepare, load, inpaint,
-sweep) so the reader sees each. Every saved PNG has `<png>.params.json` holding the concrete params
+The verb `inpaint` (in `run.py`) composes these steps; `prepare` is also public, so the notebook can
+show the masks before any model loads. Every saved PNG has `<png>.params.json` holding the concrete params
 (image and LoRA paths resolved, the strength/scale actually used) plus hashes of the inputs, so
 `reproduce(sidecar)` re-runs it and gets the same pixels for the same seed on the same machine.
 The file name carries a hash of params and inputs: a rerun with nothing changed reuses the saved
@@ -25,6 +25,7 @@ from .diffusers_inpaint import Sampling, load_inpaint_pipeline, native_resolutio
 from .masks import Masks, build_masks
 from .params import InpaintingParams
 from .paste import Crop, crop_for_model, paste_back, plan_crop
+from .views import mask_summary, mask_views
 
 # params that never change a result's pixels: left out of its name, so changing them reuses saved results
 NOT_PIXELS = {"workspace", "sweep_strengths", "sweep_lora_scales", "comfy_url", "comfy_checkpoint", "comfy_lora",
@@ -39,6 +40,14 @@ class Job:
     image: Image.Image
     masks: Masks
     inputs: dict[str, str | None]  # sha256 of the picture, LoRA and mask files
+
+    def mask_views(self):
+        """Figure: image | mask | feathered mask | overlay, the check to make before spending GPU time."""
+        return mask_views(self.image, self.masks)
+
+    def mask_summary(self):
+        """One row of numbers: picture size, share repainted, mask box, pixels in the feathered seam."""
+        return mask_summary(self.image, self.masks)
 
 
 @dataclass(frozen=True)
@@ -155,15 +164,6 @@ def run_and_save(pipe, job: Job, folder: Path, **extra) -> Result:
     write_sidecar(dest, job.params, input_sha256=job.inputs, crop_box=list(crop.box), work_size=list(crop.work_size),
                   versions={"diffusers": diffusers.__version__, "torch": torch.__version__}, **extra)  # fmt: skip
     return Result(image, dest, crop)
-
-
-def inpaint(p: InpaintingParams, pipe=None, job: Job | None = None) -> Result:
-    """Inpaint `p.image` where the mask says, with the LoRA at `p.lora_scale`; save PNG + sidecar in the workspace.
-
-    Reuses the saved result when params and inputs are unchanged (the pipeline is then not even loaded).
-    """
-    job = job or prepare(p)
-    return saved_result(p.ws.inpainting, job) or run_and_save(pipe or load_pipeline(job.params), job, p.ws.inpainting)
 
 
 def reproduce(sidecar: str | Path, pipe=None) -> Image.Image:
