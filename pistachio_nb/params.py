@@ -105,6 +105,7 @@ def __getattr__(name: str) -> Any:
     """
     if not name.startswith("_"):
         for module in _stage_modules():
-            if name in vars(module):
-                return vars(module)[name]
+            value = vars(module).get(name)
+            if value is not None and getattr(value, "__module__", module.__name__) == module.__name__:
+                return value  # defined there (a model, MaskRegion, a constant), not imported there
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
