@@ -96,16 +96,3 @@ def params_model_for(notebook: str) -> type[NotebookParams]:
     if name not in models:
         raise ParamsError(f"no params model for notebook {name!r}", fix=f"known notebooks: {sorted(models)}")
     return models[name]
-
-
-def __getattr__(name: str) -> Any:
-    """Old spelling `from pistachio_nb.params import DatasetParams`: found in the stage modules.
-
-    New code imports from the stage (`from pistachio_nb.dataset import DatasetParams`).
-    """
-    if not name.startswith("_"):
-        for module in _stage_modules():
-            value = vars(module).get(name)
-            if value is not None and getattr(value, "__module__", module.__name__) == module.__name__:
-                return value  # defined there (a model, MaskRegion, a constant), not imported there
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

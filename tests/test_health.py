@@ -193,7 +193,8 @@ def test_cli_health_exit_codes(tmp_path, server, capsys):
 
     (tmp_path / "out").mkdir()
     args = ["health", "--params", str(repo_root() / "params" / "demo.yaml"), "--set", f"workspace={tmp_path / 'ws'}",
-            "--set", f"comfy_output_dir={tmp_path / 'out'}", "--set", "models_manifest=null", "--set", "min_free_gb=0"]
+            "--set", f"comfy_output_dir={tmp_path / 'out'}", "--set", "models_manifest=null", "--set", "min_free_gb=0",
+            "--set", f"workflows_dir={tmp_path / 'workflows'}"]
     assert main([*args, "--set", f"comfy_url={server.url}"]) == 0
     assert "0 FAIL" in capsys.readouterr().out
     with socket.socket() as s:

@@ -20,7 +20,7 @@ from ..comfy.client import ComfyClient, ImageRef
 from ..comfy.errors import ComfyError
 from ..comfy.workflow import SAMPLER_FIELDS, check_workflow, fill, load_workflow
 from ..files import atomic_path, write_sidecar
-from ..params import InpaintingParams
+from .params import InpaintingParams
 from .paste import Crop, crop_for_model, paste_back
 from .stage import Job, output_name
 

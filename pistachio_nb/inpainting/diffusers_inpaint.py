@@ -9,7 +9,6 @@ diffusers/stable-diffusion-xl-1.0-inpainting-0.1) also sees the masked image and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from PIL import Image

@@ -16,12 +16,12 @@ import pytest
 from PIL import Image
 
 from pistachio_nb.batch import run_batch
+from pistachio_nb.batch import BatchParams
 from pistachio_nb.batch.backends import ComfyBackend
 from pistachio_nb.batch.jobs import Job
 from pistachio_nb.comfy.client import ComfyClient
 from pistachio_nb.comfy.errors import PromptLostError
 from pistachio_nb.files import read_jsonl
-from pistachio_nb.params import BatchParams
 from pistachio_testkit import real_comfyui
 
 pytestmark = pytest.mark.comfyui_real

@@ -6,8 +6,8 @@ import pytest
 
 from pistachio_nb import health
 from pistachio_nb.comfy.client import ComfyClient
-from pistachio_nb.params import SetupParams
 from pistachio_nb.paths import repo_root
+from pistachio_nb.pod import SetupParams
 
 from .conftest import dead_url
 

@@ -7,7 +7,6 @@ route's own graph, and that the run then ends in the real server's clean executi
 
 from __future__ import annotations
 
-import io
 
 import numpy as np
 import pytest
@@ -17,9 +16,9 @@ from pistachio_nb.comfy.client import ComfyClient, ImageRef
 from pistachio_nb.comfy.errors import ComfyError, ExecutionFailedError, WorkflowError
 from pistachio_nb.comfy.workflow import check_workflow
 from pistachio_nb.inpainting import prepare
+from pistachio_nb.inpainting import InpaintingParams
 from pistachio_nb.inpainting.comfy_route import alpha_mask, build_graph, comfy_inpaint, png_bytes, upload_masked
 from pistachio_nb.inpainting.paste import plan_crop
-from pistachio_nb.params import InpaintingParams
 
 pytestmark = pytest.mark.comfyui_real
 
