@@ -11,6 +11,8 @@ with a `.params.json` sidecar. Helpers to look before and after: `dataset_table`
 `lint`, `lint_summary`, `sample_grid(n)`. Modules: captioners, postprocess, store, lint, review, pipeline.
 """
 
+from ..lazy import lazy_exports
+
 _EXPORTS = {  # public name -> the module that defines it
     "CaptioningParams": ".params",
     "CaptionResult": ".pipeline",
@@ -24,11 +26,4 @@ _EXPORTS = {  # public name -> the module that defines it
 }
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str):
-    """Import a verb's module on first use, so importing the params (the profile loader does) stays light."""
-    if name in _EXPORTS:
-        from importlib import import_module
-
-        return getattr(import_module(_EXPORTS[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -22,14 +22,9 @@ or deletes anything there) and writes `<workspace>/dataset/`, the contract later
 Reruns are incremental: unchanged source files are not decoded again, unchanged outputs not rewritten.
 """
 
+from ..lazy import lazy_exports
+
 _EXPORTS = {"DatasetParams": ".params", "DatasetResult": ".pipeline", "prepare_dataset": ".pipeline"}
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str):
-    """Import on first use, so decode workers that import a submodule stay small (no pandas)."""
-    if name in _EXPORTS:
-        from importlib import import_module
-
-        return getattr(import_module(_EXPORTS[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)  # decode workers that import a submodule stay small (no pandas)

@@ -5,6 +5,8 @@ its methods make and show the rest: `model_view()`, `before_after()`, `sweep()`,
 `reproduce_difference()`. `prepare(params)` checks the inputs and builds the masks before any model loads.
 """
 
+from ..lazy import lazy_exports
+
 _EXPORTS = {  # public name -> the module that defines it
     "InpaintingParams": ".params",
     "MaskRegion": ".params",
@@ -15,11 +17,4 @@ _EXPORTS = {  # public name -> the module that defines it
 }
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str):
-    """Import a verb's module on first use, so importing the params (the profile loader does) stays light."""
-    if name in _EXPORTS:
-        from importlib import import_module
-
-        return getattr(import_module(_EXPORTS[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

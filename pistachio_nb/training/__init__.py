@@ -7,6 +7,8 @@ states), `samples/step-XXXXXXXX/*.png`, `metrics.csv`, `validation.csv`, `tensor
 `checkpoints.jsonl` (the manifest 04_checkpoints reads) and `cache/` (latents, text embeddings).
 """
 
+from ..lazy import lazy_exports
+
 _EXPORTS = {  # public name -> the module that defines it
     "TrainingParams": ".params",
     "TrainResult": ".train",
@@ -19,11 +21,4 @@ _EXPORTS = {  # public name -> the module that defines it
 }
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str):
-    """Import a verb's module on first use, so importing the params (the profile loader does) stays light."""
-    if name in _EXPORTS:
-        from importlib import import_module
-
-        return getattr(import_module(_EXPORTS[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
