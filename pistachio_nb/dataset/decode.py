@@ -79,11 +79,20 @@ def decode_upright(im: Image.Image, min_size: tuple[int, int] | None, background
     return im if im.mode == mode else im.convert(mode)
 
 
+def high_depth_to_8bit(values: np.ndarray) -> np.ndarray:
+    """16/32-bit grey to 8-bit: 0-255 data (an 8-bit image saved as 16-bit) kept as is, else scaled from the
+    container's range (65535, or the maximum above it), so neither goes black nor clips."""
+    values = values.astype(np.int64).clip(0, None)
+    top = int(values.max(initial=0))
+    if top <= 255:
+        return values.astype(np.uint8)
+    return (values * 255 // max(65535, top)).astype(np.uint8)
+
+
 def to_rgb(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
-    """RGB from any mode: 16-bit scaled (not clipped), palette/alpha composited on `background`, CMYK converted."""
+    """RGB from any mode: high bit depth scaled by its real range, palette/alpha composited on `background`."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        scaled = (np.asarray(im, dtype=np.uint32) // 257).clip(0, 255).astype(np.uint8)
-        im = Image.fromarray(scaled, "L")
+        im = Image.fromarray(high_depth_to_8bit(np.asarray(im)), "L")
     if im.mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
     if im.mode in ("LA", "PA", "La", "RGBa"):
