@@ -108,14 +108,30 @@ def write_csv(dest: str | Path, table: Any) -> Path:
     return Path(dest)
 
 
-def read_yaml(path: str | Path, error: type[Exception], what: str, fix: str = "") -> Any:
-    """Parse a YAML file; a missing file or bad syntax raises `error` naming the file (and `what` it should be)."""
-    import yaml
+def read_yaml(path: str | Path, error: type[Exception], what: str, fix: str = "", max_bytes: int | None = None) -> Any:
+    """Parse a YAML file as plain data; a missing, oversized, non-UTF-8 or unsafe file raises `error` naming the file.
+
+    Strict (`pistachio_nb.yaml_load`): no anchors/aliases, no duplicate keys, bounded nesting, at most
+    `max_bytes` (1 MiB) read, so a hostile profile fails fast with a short message instead of eating memory.
+    """
+    from .yaml_load import MAX_BYTES, StrictYAMLError, load_strict
 
     path = Path(path)
+    limit = MAX_BYTES if max_bytes is None else max_bytes
     if not path.is_file():
         raise error(f"{what} not found: {path}", fix=fix) if fix else error(f"{what} not found: {path}")
+    with path.open("rb") as fh:
+        raw = fh.read(limit + 1)
+    if len(raw) > limit:
+        raise error(f"{path}: {what} is larger than {limit // 1024} KiB; refusing to read it",
+                    fix="a YAML file of this kind is a few KiB: check that the path points at the right file")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise error(f"{path}: not valid YAML: {err}", fix="fix the YAML syntax at the line shown") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise error(f"{path}: not UTF-8 text (byte {err.start}, line {line})",
+                    fix="save the file as UTF-8") from None
+    try:
+        return load_strict(text)
+    except StrictYAMLError as err:
+        raise error(f"{path}: not valid YAML: {err}", fix="fix the YAML at the line shown") from None

@@ -7,12 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import ParamsError
 from .files import read_yaml
 from .params import NotebookParams, all_params_models, params_model_for
 from .secrets import refuse_secret_keys
+from .yaml_load import StrictYAMLError, load_strict, shorten
 
 RESERVED = ("common", "services")  # top-level keys that are not notebook sections
 
@@ -42,17 +41,17 @@ def load_profile(path: str | Path) -> Profile:
     for key, value in data.items():
         value = value or {}
         if not isinstance(value, dict):
-            raise ParamsError(f"{path}: section {key!r} must be a mapping, got {type(value).__name__}")
+            raise ParamsError(f"{path}: section {shorten(repr(key), 80)} must be a mapping, got {type(value).__name__}")
         refuse_secret_keys(value, f"{path} [{key}]")
         if key not in RESERVED and key not in known and value:
-            raise ParamsError(f"{path}: unknown section {key!r}", fix=f"sections are common, services, {', '.join(sorted(known))}")
+            raise ParamsError(f"{path}: unknown section {shorten(repr(key), 80)}", fix=f"sections are common, services, {', '.join(sorted(known))}")
         if key not in RESERVED and value:
             sections[key] = value
     all_fields = {f for model in known.values() for f in model.model_fields}
     common = data.get("common") or {}
     for key in common:
         if key not in all_fields:
-            raise ParamsError(f"{path} [common]: unknown parameter {key!r}: no notebook has such a field")
+            raise ParamsError(f"{path} [common]: unknown parameter {shorten(repr(key), 80)}: no notebook has such a field")
     return Profile(path, dict(common), sections, dict(data.get("services") or {}))
 
 
@@ -63,7 +62,10 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
         if "=" not in item:
             raise ParamsError(f"--set {item!r}: expected key=value")
         key, raw = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        try:  # the same strict loader as profiles: an alias bomb in --set is refused too
+            out[key.strip()] = load_strict(raw) if raw.strip() else ""
+        except StrictYAMLError as err:
+            raise ParamsError(f"--set {shorten(key.strip(), 80)}: value is not accepted as YAML: {err}") from None
     refuse_secret_keys(out, "--set")
     return out
 
@@ -91,13 +93,13 @@ def resolve_values(notebook: Path, profile: Profile, sets: dict[str, Any], stric
     for key in section:
         if key not in fields:
             raise ParamsError(
-                f"{profile.path} [{notebook.stem}]: unknown parameter {key!r}",
+                f"{profile.path} [{notebook.stem}]: unknown parameter {shorten(repr(key), 80)}",
                 fix=f"fields of {notebook.stem}: {', '.join(sorted(fields))}",
             )
     unknown_sets = [k for k in sets if k not in fields]
     if strict_sets and unknown_sets:
         raise ParamsError(
-            f"--set {unknown_sets[0]}: unknown parameter {unknown_sets[0]!r} for notebook {notebook.stem}",
+            f"--set {shorten(unknown_sets[0], 80)}: unknown parameter {shorten(repr(unknown_sets[0]), 80)} for notebook {notebook.stem}",
             fix=f"fields of {notebook.stem}: {', '.join(sorted(fields))}",
         )
     inject = {k: v for k, v in profile.common.items() if k in fields}
@@ -106,4 +108,7 @@ def resolve_values(notebook: Path, profile: Profile, sets: dict[str, Any], stric
     inject.update({k: v for k, v in sets.items() if k in fields})
     merged = {**notebook_defaults(notebook), **inject}
     where = f"{profile.path} [{notebook.stem}] (with --set overrides)" if sets else f"{profile.path} [{notebook.stem}]"
-    return inject, model.validate_values(merged, where)
+    try:
+        return inject, model.validate_values(merged, where)
+    except ParamsError as err:  # pydantic quotes the value given: keep each line short however long that value is
+        raise ParamsError("\n".join(shorten(line, 300) for line in str(err).splitlines())) from None
