@@ -25,7 +25,7 @@ from .files import write_json, write_text
 from .params import NotebookParams
 from .paths import repo_root, resolve
 from .profiles import Profile, load_profile, parse_sets, resolve_values
-from .secrets import scrub
+from .secrets import scrub, scrub_data
 
 EXIT_OK, EXIT_FAILED, EXIT_PARAMS, EXIT_DRIFT, EXIT_LOCKED = 0, 1, 2, 3, 75
 LOCK_NAME = ".pistachio-run.lock"
@@ -180,17 +180,30 @@ def missing_artifacts(notebook: Path, workspace: Path) -> list[str]:
 
 
 def render_html(rendered: Path) -> Path:
-    """Write the rendered notebook's HTML beside it (scrubbed of secrets)."""
+    """Write the rendered notebook's HTML beside it, exported from the scrubbed notebook and scrubbed again.
+
+    Scrubbing the parsed cells (not the file's text) catches secrets the JSON or HTML escaping changed.
+    """
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(rendered), as_version=4))
+    notebook = scrub_data(nbformat.read(str(rendered), as_version=4))
+    body, _ = HTMLExporter().from_notebook_node(notebook)
     return write_text(rendered.with_suffix(".html"), scrub(body))
 
 
 def scrub_file(path: Path) -> None:
-    """Rewrite a file with every secret value replaced (only when one is present)."""
+    """Rewrite a file with every secret replaced (only when one is present).
+
+    A notebook is scrubbed parsed (sources, outputs of every mime type, stream text, error
+    ename/evalue/traceback, metadata), so `"`, `&`, `<`, `>` in a secret no longer hide it behind JSON escapes.
+    """
     text = path.read_text(encoding="utf-8")
-    clean = scrub(text)
+    if path.suffix == ".ipynb":
+        original, notebook = json.loads(text), scrub_data(json.loads(text))
+        clean = text if notebook == original else json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "
+"
+    else:
+        clean = scrub(text)
     if clean != text:
         write_text(path, clean)
 
@@ -220,8 +233,9 @@ def execute_one(notebook: Path, inject: dict, run_dir: Path) -> NotebookResult:
     result.seconds = round(time.perf_counter() - start, 2)
     rendered = Path(result.rendered)
     if rendered.exists():
-        scrub_file(rendered)
+        scrub_file(rendered)  # before anything reads it: the HTML is made from the scrubbed notebook
         result.html = str(render_html(rendered))
+    result.error = scrub(result.error) if result.error else result.error
     return result
 
 
