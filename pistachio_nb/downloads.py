@@ -23,12 +23,13 @@ from tqdm.auto import tqdm
 from .errors import InputDataError, PistachioError
 from .files import read_yaml, write_text
 from .paths import resolve
-from .secrets import get_secret
+from .secrets import get_secret, scrub, url_credentials
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20  # hashing reads
 HF_DEFAULT_ENDPOINT = "https://huggingface.co"  # read per call: huggingface_hub reads HF_ENDPOINT once at import
 STREAM_CHUNK = 1 << 20  # a dropped connection loses at most one of these; 64 KiB was 3x slower
+CIVITAI_HOSTS = ("civitai.com", "civitai.green")  # and their subdomains: CIVITAI_API_KEY goes to these only
 
 
 class ChecksumMismatchError(PistachioError, ValueError):
@@ -86,16 +87,56 @@ def _entry(raw: Any, index: int, where: str, models_dir: Path) -> ModelFile:
 
         url = hf_hub_url(source["hf_repo"], source["filename"], revision=source.get("revision"),
                          endpoint=os.environ.get("HF_ENDPOINT") or HF_DEFAULT_ENDPOINT)
-        filename, hub = raw.get("filename") or Path(source["filename"]).name, True
+        filename, key, hub = raw.get("filename") or Path(str(source["filename"])).name, "source.filename", True
     elif "url" in source:
         url, hub = str(source["url"]), False
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
-            raise InputDataError(f"{label}: source url must be an http(s):// address, got {url!r}",
+            raise InputDataError(f"{label}: source url must be an http(s):// address, got {scrub(url)!r}",
                                  fix="params/models-demo.yaml is a template the demo profile fills in; use it through the demo")
-        filename = raw.get("filename") or Path(urlsplit(url).path).name
+        _refuse_url_credentials(url, label)
+        filename, key = raw.get("filename") or Path(urlsplit(url).path).name, "source.url"
     else:
         raise InputDataError(f"{label}: source needs either hf_repo + filename or url, got {sorted(source)}")
-    return ModelFile(str(raw["name"]), url, models_dir / raw["dest"] / filename, sha, size, hub)
+    key = "filename" if raw.get("filename") else key
+    dest = models_dir / raw["dest"] / _plain_filename(filename, label, key)
+    if not _is_within(dest, models_dir):
+        raise InputDataError(f"{label}: dest {raw['dest']!r} + {key} resolve to {dest.resolve()}, outside the models "
+                             f"folder {models_dir}", fix="remove the symlink that leads out, or point dest at a real folder")
+    return ModelFile(str(raw["name"]), url, dest, sha, size, hub)
+
+
+def _plain_filename(name: Any, label: str, key: str) -> str:
+    """One plain file name (no folders, `..`, absolute path, hidden name or control character), else refuse naming `key`."""
+    text = str(name) if isinstance(name, str | int) else ""
+    bad = (not text or text in (".", "..") or "/" in text or "\\" in text or text.startswith(".")
+           or any(ord(c) < 32 or ord(c) == 127 for c in text) or len(text.encode()) > 255)
+    if bad:
+        what = "the file name taken from it" if key != "filename" else "filename"
+        raise InputDataError(f"{label}: {key}: {what} must be one plain file name (no folder, '..', leading '.' or "
+                             f"absolute path), got {scrub(str(name))[:200]!r}",
+                             fix="set filename: to a bare name like model.safetensors; put folders in dest")
+    return text
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    """True when `path`, symlinks resolved, stays inside `folder` (resolved too): tarfile's `data` filter rule."""
+    real, root = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([real, root]) == root
+
+
+def _refuse_url_credentials(url: str, label: str) -> None:
+    """A manifest URL must not carry a token: tokens come from the environment at request time only."""
+    found = url_credentials(url)
+    if found:
+        env = "CIVITAI_API_KEY" if _is_civitai(url) else "HF_TOKEN" if "huggingface" in (urlsplit(url).hostname or "") else None
+        raise InputDataError(f"{label}: source url carries a credential ({', '.join(found)}): {scrub(url)}",
+                             fix=(f"remove it from the URL and export {env} instead; it is added to the request then"
+                                  if env else "remove it from the URL; manifests are files and never hold secrets"))
+
+
+def _is_civitai(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return any(host == h or host.endswith("." + h) for h in CIVITAI_HOSTS)
 
 
 def load_manifest(path: str | Path, models_dir: str | Path) -> list[ModelFile]:
@@ -146,8 +187,8 @@ def verify_present(entry: ModelFile) -> bool:
 
 def _request(entry: ModelFile, offset: int, timeout: float) -> requests.Response:
     headers = {"Range": f"bytes={offset}-"} if offset else {}
-    token = get_secret("HF_TOKEN") if entry.hub else None
-    if token:  # environment only; requests drops it on redirects to other hosts (the LFS CDN).
+    token = get_secret("HF_TOKEN") if entry.hub else get_secret("CIVITAI_API_KEY") if _is_civitai(entry.url) else None
+    if token:  # environment only; requests drops it on redirects to other hosts (the LFS / Civitai CDN).
         # (not huggingface_hub's build_hf_headers: 2.4 fetches an agent registry from the Hub in it)
         headers["Authorization"] = f"Bearer {token}"
     return requests.get(entry.url, headers=headers, stream=True, timeout=timeout)
