@@ -7,7 +7,9 @@ Use as a context manager. `run(graph)` = POST /prompt, then wait for the run on 
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 import threading
 import time
 import uuid
@@ -17,15 +19,21 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+import urllib3.exceptions
 import websocket
 
-from ..files import write_bytes
 from .errors import (ComfyConnectionError, ComfyError, ComfyTimeoutError, ExecutionFailedError, PromptLostError,
                      PromptRejectedError)
 
 DEFAULT_TIMEOUT = (3.05, 30.0)  # (connect, read) seconds for each HTTP request
 POLL_SECONDS = 0.25  # history polling interval when the WebSocket is unavailable
 GATEWAY_DOWN = (502, 503, 504)  # answered by a proxy (RunPod, nginx) while ComfyUI behind it restarts
+REQUEST_DEADLINE = 120.0  # overall seconds for one request and its body: the read timeout alone lets a trickle last forever
+DOWNLOAD_DEADLINE = 600.0  # overall seconds for one download_to
+JSON_MAX_BYTES = 64 << 20  # an API answer (/object_info with many custom node packs is ~20 MB)
+VIEW_MAX_BYTES = 256 << 20  # view() holds the image in memory; a large output belongs in download_to
+DOWNLOAD_MAX_BYTES = 16 << 30  # download_to streams to disk (videos are outputs too)
+READ_CHUNK = 1 << 20  # read1 size: at most one socket read per call, so the deadline is checked between reads
 
 
 def safe_filename(name: str) -> str:
@@ -66,17 +74,64 @@ class _Watch:
 
 
 def images_from_outputs(outputs: dict[str, Any]) -> list[ImageRef]:
-    """Image refs from a history entry's `outputs` (node id -> {"images": [...]})."""
-    return [ImageRef(i["filename"], i.get("subfolder", ""), i.get("type", "output"), node)
-            for node, out in sorted(outputs.items()) for i in out.get("images", [])]
+    """Image refs from a history entry's `outputs` (node id -> {"images": [...]}); malformed entries are skipped."""
+    if not isinstance(outputs, dict):
+        return []
+    refs = []
+    for node, out in sorted(outputs.items(), key=lambda kv: str(kv[0])):
+        images = out.get("images") if isinstance(out, dict) else None
+        for i in images if isinstance(images, list) else []:
+            if isinstance(i, dict) and isinstance(i.get("filename"), str):
+                refs.append(ImageRef(i["filename"], str(i.get("subfolder") or ""), str(i.get("type") or "output"), str(node)))
+    return refs
+
+
+def _queued_ids(q: dict[str, Any]) -> set[str]:
+    """Prompt ids of a /queue answer's running and pending rows ([number, prompt_id, ...])."""
+    rows = q.get("queue_running", []) + q.get("queue_pending", [])
+    return {row[1] for row in rows if isinstance(row, (list, tuple)) and len(row) > 1}
+
+
+def _node_errors(raw: Any) -> dict[str, Any]:
+    """The `node_errors` of a 400 answer, keeping only well-formed entries (describe_node_errors reads them)."""
+    if not isinstance(raw, dict):
+        return {}
+    return {k: {**v, "errors": [e for e in v.get("errors", []) if isinstance(e, dict)]
+                if isinstance(v.get("errors"), list) else []} for k, v in raw.items() if isinstance(v, dict)}
+
+
+def _free_name(folder: Path, name: str, tmp: Path) -> Path:
+    """Give the finished `tmp` the first unused name of `name`, `stem (1).ext`, `stem (2).ext` ... (browser style).
+
+    Never replaces a file: os.link fails on an existing name atomically, so two writers cannot both take one.
+    Where hard links are unsupported, an O_EXCL create reserves the name and the temp file replaces our own reservation.
+    """
+    stem, suffix = (name[: -len(Path(name).suffix)], Path(name).suffix) if Path(name).suffix else (name, "")
+    for n in range(10_000):
+        dest = folder / (name if n == 0 else f"{stem} ({n}){suffix}")
+        try:
+            os.link(tmp, dest)
+            return dest
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links here (some network/FAT file systems)
+            try:
+                os.close(os.open(dest, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            except FileExistsError:
+                continue
+            os.replace(tmp, dest)
+            return dest
+    raise ComfyError(f"{folder}: 10000 files named like {name!r} already", fix="empty the output folder")
 
 
 class ComfyClient:
     """One ComfyUI server. Thread-safe for concurrent `run` calls (one socket, routed by prompt_id)."""
 
-    def __init__(self, url: str, timeout: tuple[float, float] = DEFAULT_TIMEOUT, use_websocket: bool = True) -> None:
+    def __init__(self, url: str, timeout: tuple[float, float] = DEFAULT_TIMEOUT, use_websocket: bool = True,
+                 deadline: float = REQUEST_DEADLINE) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.deadline = deadline  # overall seconds per API request, body included
         self.client_id = uuid.uuid4().hex
         self.session = requests.Session()
         self.session.trust_env = False  # no proxy/netrc lookups per request: ComfyUI is on the pod or a tunnel
@@ -117,11 +172,65 @@ class ComfyClient:
                              f"{r.text[:300]}", fix="check the request body (e.g. valid JSON) and the ComfyUI log")
         return r
 
+    def _read_body(self, r: requests.Response, route: str, max_bytes: int, deadline: float, sink: Any = None) -> bytes:
+        """A streamed body within `max_bytes` and by `deadline` (time.monotonic), kept or written to `sink`.
+
+        The read timeout bounds each socket read only, so a 1 byte/s answer never trips it; this loop reads with
+        read1 (one socket read per call) and checks the overall deadline between reads (requests documents its
+        timeout as per read, not for the whole download). It overruns the deadline by at most one read timeout.
+        """
+        where = f"{self.url}{route}"
+        length = r.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > max_bytes:
+            raise ComfyError(f"{where}: answer of {int(length)} bytes is over the {max_bytes}-byte cap; not read",
+                             fix="raise max_bytes if this output is really that large")
+        parts, got = [], 0
+        try:
+            while block := r.raw.read1(READ_CHUNK, decode_content=True):
+                got += len(block)
+                if got > max_bytes:
+                    raise ComfyError(f"{where}: answer over the {max_bytes}-byte cap; stopped reading",
+                                     fix="raise max_bytes if this output is really that large")
+                if sink is None:
+                    parts.append(block)
+                else:
+                    sink.write(block)
+                if time.monotonic() > deadline:
+                    raise ComfyTimeoutError(f"{where}: answer not complete within its deadline ({got} bytes so far)",
+                                            fix="the server or the tunnel is very slow; raise the deadline")
+        except urllib3.exceptions.ReadTimeoutError as err:
+            raise ComfyTimeoutError(f"{where}: no data within {self.timeout}s mid-answer",
+                                    fix="check the server is not stuck or raise the timeout") from err
+        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError) as err:
+            raise ComfyConnectionError(f"{where}: the answer broke off ({err})", fix="retry; a restarting pod is retried") from err
+        return b"".join(parts)
+
+    def _fetch(self, method: str, route: str, max_bytes: int = JSON_MAX_BYTES, **kwargs: Any) -> tuple[int, bytes]:
+        """(status, body) of one request, the body capped and the whole request within `self.deadline`."""
+        deadline = time.monotonic() + self.deadline
+        with self._request(method, route, stream=True, **kwargs) as r:
+            return r.status_code, self._read_body(r, route, max_bytes, deadline)
+
+    def _decode(self, route: str, status: int, body: bytes) -> Any:
+        """The JSON of an answer; anything else is a ComfyError naming the server and route."""
+        try:
+            return json.loads(body)
+        except ValueError as err:
+            raise ComfyError(f"{self.url}{route}: HTTP {status} answer is not JSON ({err}): {body[:200]!r}",
+                             fix="is this URL a ComfyUI server (not a proxy's error page)? check the ComfyUI log") from None
+
     def _json(self, method: str, route: str, **kwargs: Any) -> Any:
-        r = self._request(method, route, **kwargs)
-        if r.status_code != 200:
-            raise ComfyError(f"{self.url}{route}: HTTP {r.status_code}: {r.text[:300]}")
-        return r.json() if r.content else {}
+        status, body = self._fetch(method, route, **kwargs)
+        if status != 200:
+            raise ComfyError(f"{self.url}{route}: HTTP {status}: {body[:300].decode('utf-8', 'replace')}")
+        return self._decode(route, status, body) if body else {}
+
+    def _json_dict(self, method: str, route: str, **kwargs: Any) -> dict[str, Any]:
+        answer = self._json(method, route, **kwargs)
+        if not isinstance(answer, dict):
+            raise ComfyError(f"{self.url}{route}: expected a JSON object, got {type(answer).__name__}",
+                             fix="is this URL a ComfyUI server? check its version")
+        return answer
 
     def system_stats(self) -> dict[str, Any]:
         return self._json("GET", "/system_stats")
@@ -134,7 +243,11 @@ class ComfyClient:
         return self._json("GET", f"/models/{folder}")
 
     def queue(self) -> dict[str, list]:
-        return self._json("GET", "/queue")
+        q = self._json_dict("GET", "/queue")
+        if not all(isinstance(q.get(k), list) for k in ("queue_running", "queue_pending")):
+            raise ComfyError(f"{self.url}/queue: answer lacks the queue_running / queue_pending lists: {str(q)[:200]}",
+                             fix="is this URL a ComfyUI server? check its version")
+        return q
 
     # ---------------------------------------------------------------- user data (saved workflows)
     def userdata_list(self, folder: str, recurse: bool = True) -> list[str]:
@@ -143,21 +256,22 @@ class ComfyClient:
         A fresh ComfyUI answers 404 "Directory not found" until its first save creates the folder: that is [].
         """
         route = "/userdata"
-        r = self._request("GET", route, params={"dir": folder, "recurse": str(recurse).lower()})
-        if r.status_code == 404:
+        status, body = self._fetch("GET", route, params={"dir": folder, "recurse": str(recurse).lower()})
+        if status == 404:
             return []
-        if r.status_code != 200:
-            raise ComfyError(f"{self.url}{route}?dir={folder}: HTTP {r.status_code}: {r.text[:300]}")
-        return [f for f in r.json() if isinstance(f, str)]
+        if status != 200:
+            raise ComfyError(f"{self.url}{route}?dir={folder}: HTTP {status}: {body[:300].decode('utf-8', 'replace')}")
+        answer = self._decode(f"{route}?dir={folder}", status, body)
+        return [f for f in answer if isinstance(f, str)] if isinstance(answer, list) else []
 
     def userdata_file(self, path: str) -> bytes:
         """The bytes of one user file as saved, e.g. `workflows/portraits/a.json` (the path is URL-quoted whole)."""
         route = "/userdata/" + quote(path, safe="")
-        r = self._request("GET", route)
-        if r.status_code != 200:
-            raise ComfyError(f"{self.url}/userdata/{path}: HTTP {r.status_code}: {r.text[:300]}",
+        status, body = self._fetch("GET", route)
+        if status != 200:
+            raise ComfyError(f"{self.url}/userdata/{path}: HTTP {status}: {body[:300].decode('utf-8', 'replace')}",
                              fix="the file was moved or deleted in ComfyUI meanwhile; pull again")
-        return r.content
+        return body
 
     def load(self) -> int:
         """Prompts running or pending on the server (everyone's, not only ours)."""
@@ -166,7 +280,12 @@ class ComfyClient:
 
     def history(self, prompt_id: str) -> dict[str, Any] | None:
         """The history entry of a prompt, or None while the server does not have it (yet)."""
-        return self._json("GET", f"/history/{prompt_id}").get(prompt_id)
+        route = f"/history/{prompt_id}"
+        entry = self._json_dict("GET", route).get(prompt_id)
+        if entry is not None and not isinstance(entry, dict):
+            raise ComfyError(f"{self.url}{route}: the entry is a {type(entry).__name__}, not an object",
+                             fix="is this URL a ComfyUI server? check its version")
+        return entry
 
     def interrupt(self, prompt_id: str | None = None) -> None:
         self._json("POST", "/interrupt", json={"prompt_id": prompt_id} if prompt_id else {})
@@ -174,7 +293,7 @@ class ComfyClient:
     def cancel(self, prompt_id: str) -> None:
         """Take a prompt off the server: delete it if pending, interrupt it if running."""
         self._json("POST", "/queue", json={"delete": [prompt_id]})
-        if any(item[1] == prompt_id for item in self.queue()["queue_running"]):
+        if prompt_id in _queued_ids({"queue_running": self.queue()["queue_running"]}):
             self.interrupt(prompt_id)
 
     def free(self, unload_models: bool = True, free_memory: bool = True) -> None:
@@ -182,28 +301,52 @@ class ComfyClient:
 
     def upload_image(self, data: bytes, name: str, subfolder: str = "", overwrite: bool = True) -> ImageRef:
         """POST /upload/image; returns the name the server stored it under (it may rename)."""
-        r = self._json("POST", "/upload/image", files={"image": (name, data, "image/png")},
+        r = self._json_dict("POST", "/upload/image", files={"image": (name, data, "image/png")},
                        data={"subfolder": subfolder, "type": "input", "overwrite": str(overwrite).lower()})
-        return ImageRef(r["name"], r.get("subfolder", ""), r.get("type", "input"))
+        return self._uploaded(r)
 
     def upload_mask(self, data: bytes, name: str, original: ImageRef, overwrite: bool = True) -> ImageRef:
         """POST /upload/mask: the alpha of `data` becomes the alpha of the already uploaded `original`."""
         ref = json.dumps({"filename": original.filename, "subfolder": original.subfolder, "type": original.type})
-        r = self._json("POST", "/upload/mask", files={"image": (name, data, "image/png")},
+        r = self._json_dict("POST", "/upload/mask", files={"image": (name, data, "image/png")},
                        data={"subfolder": original.subfolder, "type": "input", "overwrite": str(overwrite).lower(),
                              "original_ref": ref})
-        return ImageRef(r["name"], r.get("subfolder", ""), r.get("type", "input"))
+        return self._uploaded(r)
 
-    def view(self, ref: ImageRef) -> bytes:
-        r = self._request("GET", "/view", params=ref.params())
-        if r.status_code != 200:
-            raise ComfyError(f"{self.url}/view: HTTP {r.status_code} for {ref.filename!r}",
-                             fix="the image is gone from the server's output folder")
-        return r.content
+    def _uploaded(self, r: dict[str, Any]) -> ImageRef:
+        if not isinstance(r.get("name"), str):
+            raise ComfyError(f"{self.url}/upload: answer has no file name: {str(r)[:200]}", fix="check the ComfyUI log")
+        return ImageRef(r["name"], str(r.get("subfolder") or ""), str(r.get("type") or "input"))
 
-    def download_to(self, ref: ImageRef, folder: str | Path) -> Path:
-        """Save an output image into `folder` under a sanitised version of its server name."""
-        return write_bytes(Path(folder) / safe_filename(ref.filename), self.view(ref))
+    def _view(self, ref: ImageRef, max_bytes: int, deadline: float | None, sink: Any = None) -> bytes:
+        end = time.monotonic() + (self.deadline if deadline is None else deadline)
+        route = f"/view?filename={quote(ref.filename)}"
+        with self._request("GET", "/view", params=ref.params(), stream=True) as r:
+            if r.status_code != 200:
+                raise ComfyError(f"{self.url}/view: HTTP {r.status_code} for {ref.filename!r}",
+                                 fix="the image is gone from the server's output folder")
+            return self._read_body(r, route, max_bytes, end, sink)
+
+    def view(self, ref: ImageRef, max_bytes: int = VIEW_MAX_BYTES, deadline: float | None = None) -> bytes:
+        """The bytes of an output (in memory: capped at `max_bytes`, done within `deadline` s, default self.deadline)."""
+        return self._view(ref, max_bytes, deadline)
+
+    def download_to(self, ref: ImageRef, folder: str | Path, max_bytes: int = DOWNLOAD_MAX_BYTES,
+                    deadline: float = DOWNLOAD_DEADLINE) -> Path:
+        """Stream an output into `folder` under its sanitised server name, never replacing a file (`name (1).png`).
+
+        The body goes to a hidden temp file (capped, with an overall deadline) and gets its name only when complete.
+        """
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".view.", suffix=".part", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                self._view(ref, max_bytes, deadline, sink=fh)
+            return _free_name(folder, safe_filename(ref.filename), Path(tmp))
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
     # ---------------------------------------------------------------- prompts
     def submit(self, graph: dict[str, Any], extra_pnginfo: dict[str, Any] | None = None) -> str:
@@ -212,13 +355,22 @@ class ComfyClient:
         body: dict[str, Any] = {"prompt": graph, "client_id": self.client_id}
         if extra_pnginfo:
             body["extra_data"] = {"extra_pnginfo": extra_pnginfo}
-        r = self._request("POST", "/prompt", json=body)
-        if r.status_code == 400:
-            answer = r.json()
-            raise PromptRejectedError(self.url, answer.get("error", {}), answer.get("node_errors", {}))
-        if r.status_code != 200:
-            raise ComfyError(f"{self.url}/prompt: HTTP {r.status_code}: {r.text[:300]}")
-        return r.json()["prompt_id"]
+        status, text = self._fetch("POST", "/prompt", json=body)
+        if status == 400:
+            answer = self._decode("/prompt", status, text)
+            if not isinstance(answer, dict):
+                raise ComfyError(f"{self.url}/prompt: HTTP 400 with a {type(answer).__name__}: {text[:200]!r}")
+            error = answer.get("error")
+            error = error if isinstance(error, dict) else {"message": str(error)} if error else {}
+            raise PromptRejectedError(self.url, error, _node_errors(answer.get("node_errors")))
+        if status != 200:
+            raise ComfyError(f"{self.url}/prompt: HTTP {status}: {text[:300].decode('utf-8', 'replace')}")
+        answer = self._decode("/prompt", status, text)
+        prompt_id = answer.get("prompt_id") if isinstance(answer, dict) else None
+        if not isinstance(prompt_id, str) or not prompt_id:
+            raise ComfyError(f"{self.url}/prompt: the answer has no prompt_id: {text[:200]!r}",
+                             fix="is this URL a ComfyUI server? check its version and log")
+        return prompt_id
 
     def wait(self, prompt_id: str, timeout: float, poll: bool = False) -> PromptResult:
         """Block until the prompt finished; raise ExecutionFailedError, ComfyTimeoutError or PromptLostError.
@@ -254,20 +406,22 @@ class ComfyClient:
         return PromptResult(prompt_id, images, time.monotonic() - start)
 
     def _from_history(self, prompt_id: str, entry: dict[str, Any], start: float) -> PromptResult:
-        status = entry.get("status", {})
+        status = entry.get("status") if isinstance(entry.get("status"), dict) else {}
         if status.get("status_str") != "success":
-            kinds = [m for m in status.get("messages", []) if m[0] in ("execution_error", "execution_interrupted")]
-            kind, data = kinds[-1] if kinds else ("execution_error", {})
+            messages = status.get("messages") if isinstance(status.get("messages"), list) else []
+            kinds = [m for m in messages if isinstance(m, (list, tuple)) and len(m) > 1 and isinstance(m[1], dict)
+                     and m[0] in ("execution_error", "execution_interrupted")]
+            kind, data = kinds[-1][:2] if kinds else ("execution_error", {})
             raise ExecutionFailedError(self.url, prompt_id, kind.replace("execution_", ""), data)
         return PromptResult(prompt_id, images_from_outputs(entry.get("outputs", {})), time.monotonic() - start)
 
     def _poll(self, prompt_id: str) -> dict[str, Any] | None:
         """History entry if finished; None if still queued; PromptLostError if the server forgot it."""
         entry = self.history(prompt_id)
-        if entry is not None and (entry.get("status", {}).get("completed") or entry.get("status", {}).get("status_str")):
+        status = entry.get("status") if entry is not None else None
+        if isinstance(status, dict) and (status.get("completed") or status.get("status_str")):
             return entry
-        q = self.queue()
-        if any(item[1] == prompt_id for item in q["queue_running"] + q["queue_pending"]):
+        if prompt_id in _queued_ids(self.queue()):
             return None
         entry = self.history(prompt_id)  # it may have finished between the two calls
         if entry is None:
@@ -301,33 +455,43 @@ class ComfyClient:
             threading.Thread(target=self._read, args=(ws,), daemon=True, name=f"comfy-ws-{self.url}").start()
 
     def _read(self, ws: websocket.WebSocket) -> None:
-        """Route messages to watches by prompt_id until the socket closes; then wake every waiter."""
+        """Route messages to watches by prompt_id until the socket closes; then wake every waiter (they poll).
+
+        A malformed message is skipped, like websocket-client's WebSocketApp survives a failing on_message;
+        however the reader ends, `finally` marks the watches lost so no wait hangs on a dead socket.
+        """
         try:
             while True:
                 text = ws.recv()
                 if isinstance(text, str) and text:
-                    self._on_message(json.loads(text))
+                    try:
+                        self._on_message(json.loads(text))
+                    except Exception:  # noqa: BLE001 - one bad message must not end the reader
+                        continue
                 elif not text:
                     break
-        except (OSError, websocket.WebSocketException, ValueError):
+        except Exception:  # noqa: BLE001 - socket closed, or anything unforeseen: either way the waits poll instead
             pass
-        with self._ws_lock:
-            if self._ws is ws:
-                self._ws = None
-        with self._watch_lock:
-            for watch in self._watches.values():
-                if not watch.done.is_set():
-                    watch.outcome = "lost"
-                    watch.done.set()
+        finally:
+            with self._ws_lock:
+                if self._ws is ws:
+                    self._ws = None
+            with self._watch_lock:
+                for watch in self._watches.values():
+                    if not watch.done.is_set():
+                        watch.outcome = "lost"
+                        watch.done.set()
 
-    def _on_message(self, msg: dict[str, Any]) -> None:
-        kind, data = msg.get("type"), msg.get("data") or {}
+    def _on_message(self, msg: Any) -> None:
+        if not isinstance(msg, dict) or not isinstance(msg.get("data"), dict):
+            return
+        kind, data = msg.get("type"), msg["data"]
         prompt_id = data.get("prompt_id")  # `status` broadcasts have none
-        if not prompt_id:
+        if not isinstance(prompt_id, str) or not prompt_id:
             return
         watch = self._watch(prompt_id)
         if kind == "executed":
-            watch.images += images_from_outputs({data.get("node", ""): data.get("output") or {}})
+            watch.images += images_from_outputs({str(data.get("node", "")): data.get("output") or {}})
         elif kind in ("execution_success", "execution_error", "execution_interrupted"):
             watch.outcome, watch.data = kind.replace("execution_success", "success"), data
         elif kind == "executing" and data.get("node") is None:
