@@ -195,7 +195,11 @@ def _request(entry: ModelFile, offset: int, timeout: float) -> requests.Response
 
 
 def _fetch_part(entry: ModelFile, timeout: float) -> None:
-    """Bring the .part file to full length, resuming from its current size when the server allows."""
+    """Bring the .part file to full length, resuming from its current size when the server allows.
+
+    Never writes past the manifest `size` (nor past the Content-Length, which urllib3 already enforces): a body
+    that is longer is another file, so the transfer stops at once and the part is dropped (like curl --max-filesize).
+    """
     have = entry.part.stat().st_size if entry.part.exists() else 0
     if entry.size is not None and have > entry.size:
         have = 0  # longer than the real file: cannot be a prefix of it
@@ -210,14 +214,28 @@ def _fetch_part(entry: ModelFile, timeout: float) -> None:
             raise DownloadError(f"{entry.name}: server sent another byte range than asked ({resp.headers.get('Content-Range')})",
                                 fix="rerun: the download starts over")
         have = have if resp.status_code == 206 else 0  # 200: the server ignored Range, start over
-        total = have + int(resp.headers.get("Content-Length", 0)) or entry.size
+        length = resp.headers.get("Content-Length", "")
+        length = int(length) if length.isdigit() else None
+        left = None if entry.size is None else entry.size - have  # bytes this response may bring at most
+        if left is not None and length is not None and length > left:
+            raise DownloadError(f"{entry.name}: {entry.url} announces {length} bytes from byte {have}, the manifest "
+                                f"size is {entry.size}; not downloaded", fix="check source and size in the manifest")
+        total = have + (length or 0) or entry.size
         entry.part.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
         with entry.part.open("ab" if have else "wb") as fh, tqdm(
             total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024, desc=entry.name, leave=False
         ) as bar:
             for block in resp.iter_content(STREAM_CHUNK):
+                written += len(block)
+                if left is not None and written > left:
+                    break
                 fh.write(block)
                 bar.update(len(block))
+        if left is not None and written > left:
+            entry.part.unlink()
+            raise DownloadError(f"{entry.name}: {entry.url} sent more than the manifest size of {entry.size} bytes; "
+                                f"stopped at {have + written}", fix="check source and size in the manifest")
 
 
 def download(entry: ModelFile, timeout: float = 30.0, attempts: int = 3, retry_wait: float = 2.0) -> None:
@@ -231,6 +249,14 @@ def download(entry: ModelFile, timeout: float = 30.0, attempts: int = 3, retry_w
                 raise DownloadError(f"{entry.name}: transfer from {entry.url} failed {attempts} times: {err}",
                                     fix="rerun: the partial file is kept and the download resumes") from None
             time.sleep(min(retry_wait * 2 ** (attempt - 1), 60.0))  # backoff, then resume
+        except PistachioError:  # ours (DownloadError is a ConnectionError, hence an OSError: not the disk)
+            raise
+        except requests.RequestException as err:  # not retryable: e.g. a redirect to ftp://, an invalid URL
+            raise DownloadError(f"{entry.name}: cannot download {entry.url}: {type(err).__name__}: {err}",
+                                fix="the source must be an http(s) address (also after redirects); check the manifest") from None
+        except OSError as err:  # our side: a full disk (ENOSPC), no permission on the models folder
+            raise DownloadError(f"{entry.name}: cannot write {entry.part}: {err}",
+                                fix="free disk space / fix permissions there and rerun; the partial file resumes") from None
     size = entry.part.stat().st_size
     if entry.size is not None and size != entry.size:
         raise DownloadError(f"{entry.name}: got {size} bytes, the manifest says {entry.size}",
@@ -260,6 +286,8 @@ def ensure_models(manifest: str | Path | None, models_dir: str | Path, timeout: 
                 status = "downloaded"
         except PistachioError as err:
             status, detail = "failed", str(err)
+        except OSError as err:  # e.g. reading a present file fails: this row fails, the others still run
+            status, detail = "failed", f"{entry.name}: {err}"
         size = entry.dest.stat().st_size if entry.dest.is_file() else None
         rows.append({"name": entry.name, "file": str(entry.dest.relative_to(models_dir)),
                      "status": status, "MiB": None if size is None else round(size / 2**20, 2),
