@@ -109,6 +109,12 @@ def scrub_data(data: Any, environ: dict[str, str] | None = None) -> Any:
     return walk(data)
 
 
+def scrub_table(table: Any, environ: dict[str, str] | None = None) -> Any:
+    """A copy of a pandas DataFrame with every string cell scrubbed (tables we print or write as CSV)."""
+    forms = secret_forms(environ)
+    return table.map(lambda v: _scrub(v, forms) if isinstance(v, str) else v)
+
+
 def url_credentials(url: str) -> list[str]:
     """The credential parts a URL carries (`userinfo`, query parameter names like `token`); empty when none."""
     parts = urlsplit(url)

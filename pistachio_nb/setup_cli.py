@@ -27,8 +27,10 @@ def setup_params(args: argparse.Namespace):
 
 
 def _show(table: pd.DataFrame) -> None:
+    from .secrets import scrub
+
     with pd.option_context("display.max_colwidth", 120, "display.width", 200):
-        print(table.to_string(index=False))
+        print(scrub(table.to_string(index=False)))  # a URL or error detail may carry a credential
 
 
 def cmd_health(args: argparse.Namespace) -> int:

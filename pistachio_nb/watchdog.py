@@ -67,6 +67,7 @@ class Child:
 
     def _read(self) -> None:
         for line in self.proc.stderr:
+            line = scrub(line)  # once: the echo and the crash log's tail see the same scrubbed line
             self.tail.append(line.rstrip("\n"))
             sys.stderr.write(line)
 
@@ -116,7 +117,8 @@ def crash_record(child: Child, reason: str, command: list[str], restart_in: floa
     return {
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "reason": reason, "exit_code": code,
         "signal": signame, "uptime_s": round(time.monotonic() - child.started, 1), "pid": child.proc.pid,
-        "command": command, "restart_in_s": restart_in, "stderr_tail": [scrub(line) for line in child.tail],
+        "command": [scrub(arg) for arg in command], "restart_in_s": restart_in,
+        "stderr_tail": [scrub(line) for line in child.tail],
     }
 
 
@@ -128,7 +130,7 @@ def run_watchdog(command: list[str], cfg: WatchdogConfig, stop: threading.Event 
     quick_crashes = 0  # crashes in a row that never answered a poll: these back off exponentially
     while not stop.is_set():
         child = Child(command, cfg.stderr_lines)
-        echo(f"started pid {child.proc.pid}: {' '.join(command)}")
+        echo(scrub(f"started pid {child.proc.pid}: {' '.join(command)}"))
         reason, answered = supervise(child, cfg, stop)
         if reason == "stopped":
             child.stop(cfg.stop_timeout)

@@ -18,6 +18,7 @@ from ..errors import PistachioError
 from ..files import write_csv, write_sidecar
 from ..health import exit_code, health_report, require_healthy, summary
 from ..paths import resolve
+from ..secrets import scrub, scrub_table
 from ..workflow_convert import WORKFLOW_COLUMNS, pull_workflows
 from .params import SetupParams
 
@@ -79,10 +80,10 @@ def ensure_manifest_models(p: SetupParams) -> pd.DataFrame:
     from ..downloads import ensure_models
 
     try:
-        return ensure_models(p.models_manifest, p.comfy_models_dir)
+        return scrub_table(ensure_models(p.models_manifest, p.comfy_models_dir))  # details quote URLs
     except PistachioError as err:
         row = {"name": "(models manifest)", "file": str(p.models_manifest), "status": "failed", "MiB": None,
-               "seconds": 0.0, "detail": str(err).splitlines()[0]}
+               "seconds": 0.0, "detail": scrub(str(err).splitlines()[0])}
         return pd.DataFrame([row], columns=MODEL_COLUMNS)
 
 
@@ -101,6 +102,6 @@ def check_pod(p: SetupParams) -> PodReport:
     health = health_report(p)  # after the downloads, so it sees the files they installed
     report = PodReport(folder, drift, environment, models, health, pull_saved_workflows(p))
     for name in TABLES:
-        write_csv(folder / f"{name}.csv", getattr(report, name))
+        write_csv(folder / f"{name}.csv", scrub_table(getattr(report, name)))
         write_sidecar(folder / f"{name}.csv", p)
     return report
