@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from .errors import ParamsError
 from .paths import Workspace, resolve
@@ -23,10 +23,13 @@ def describe_validation_error(err: ValidationError, where: str) -> str:
     """Turn pydantic's error list into lines naming the field, the problem and the value given."""
     lines = [f"invalid parameters in {where}:"]
     for e in err.errors():
-        field = ".".join(str(p) for p in e["loc"]) or "(model)"
+        field = ".".join(str(p) for p in e["loc"])
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown parameter (typo? not a field of this notebook)"
+        if not e["loc"]:  # a cross-field rule: its message names the fields; the input is every value
+            lines.append(f"  - {msg.removeprefix('Value error, ')}")
+            continue
         given = "" if e["type"] in ("missing", "extra_forbidden") else f" (got {e.get('input')!r})"
         lines.append(f"  - {field}: {msg}{given}")
     return "\n".join(lines)
@@ -37,14 +40,31 @@ class NotebookParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     notebook: ClassVar[str] = ""
+    # input files and folders that must exist: field -> "file" | "dir" (checked by validate_values)
+    input_paths: ClassVar[dict[str, str]] = {}
 
     workspace: Path = Field(description="character workspace folder; every stage reads and writes below it")
 
+    @model_validator(mode="after")
+    def _inputs_exist(self, info: ValidationInfo) -> Self:
+        """Each declared input exists, so a missing folder stops the run before any notebook starts."""
+        if not (info.context or {}).get("check_paths"):
+            return self
+        for name, kind in self.input_paths.items():
+            value = getattr(self, name)
+            path = resolve(value) if value is not None else None
+            if path is not None and not (path.is_dir() if kind == "dir" else path.is_file()):
+                raise ValueError(f"{name}: {path} is not an existing {'folder' if kind == 'dir' else 'file'}")
+        return self
+
     @classmethod
-    def validate_values(cls, values: Mapping[str, Any], where: str = "") -> Self:
-        """Validate a dict of values; raise ParamsError naming `where` (file/section) and each bad field."""
+    def validate_values(cls, values: Mapping[str, Any], where: str = "", check_paths: bool = True) -> Self:
+        """Validate a dict of values; raise ParamsError naming `where` (file/section) and each bad field.
+
+        `check_paths=False` skips the input-exists checks (the runner's pass before its services give paths).
+        """
         try:
-            return cls.model_validate(dict(values))
+            return cls.model_validate(dict(values), context={"check_paths": check_paths})
         except ValidationError as err:
             raise ParamsError(
                 describe_validation_error(err, where or f"notebook {cls.notebook}"),

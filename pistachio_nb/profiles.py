@@ -85,7 +85,7 @@ def notebook_defaults(notebook: Path) -> dict[str, Any]:
 
 
 def resolve_values(notebook: Path, profile: Profile, sets: dict[str, Any], strict_sets: bool = True,
-                   provided: dict[str, Any] | None = None) -> tuple[dict, NotebookParams]:
+                   provided: dict[str, Any] | None = None, check_paths: bool = True) -> tuple[dict, NotebookParams]:
     """Values papermill injects and the validated params: cell defaults < common < section < services < --set."""
     model = params_model_for(notebook.stem)
     fields = set(model.model_fields)
@@ -109,6 +109,6 @@ def resolve_values(notebook: Path, profile: Profile, sets: dict[str, Any], stric
     merged = {**notebook_defaults(notebook), **inject}
     where = f"{profile.path} [{notebook.stem}] (with --set overrides)" if sets else f"{profile.path} [{notebook.stem}]"
     try:
-        return inject, model.validate_values(merged, where)
+        return inject, model.validate_values(merged, where, check_paths)
     except ParamsError as err:  # pydantic quotes the value given: keep each line short however long that value is
         raise ParamsError("\n".join(shorten(line, 300) for line in str(err).splitlines())) from None

@@ -74,11 +74,15 @@ def select_notebooks(target: str) -> list[Path]:
     return [path]
 
 
-def validate_run(notebooks: list[Path], profile: Profile, sets: dict[str, Any],
-                 provided: dict[str, Any] | None = None) -> list[tuple[Path, dict, NotebookParams]]:
-    """Validate every notebook's values before anything runs, so a typo fails in a second, not an hour in."""
+def validate_run(notebooks: list[Path], profile: Profile, sets: dict[str, Any], provided: dict[str, Any] | None = None,
+                 check_paths: bool = True) -> list[tuple[Path, dict, NotebookParams]]:
+    """Validate every notebook's values before anything runs, so a typo fails in a second, not an hour in.
+
+    Input files and folders are checked too, unless `check_paths` is off (before services give their paths).
+    """
     strict = len(notebooks) == 1
-    plans = [(nb, *resolve_values(nb, profile, sets, strict_sets=strict, provided=provided)) for nb in notebooks]
+    plans = [(nb, *resolve_values(nb, profile, sets, strict_sets=strict, provided=provided, check_paths=check_paths))
+             for nb in notebooks]
     used = {k for _, inject, _ in plans for k in inject}
     unused = [k for k in sets if k not in used]
     if unused:
@@ -200,8 +204,7 @@ def scrub_file(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".ipynb":
         original, notebook = json.loads(text), scrub_data(json.loads(text))
-        clean = text if notebook == original else json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "
-"
+        clean = text if notebook == original else json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     else:
         clean = scrub(text)
     if clean != text:
@@ -247,7 +250,7 @@ def run_notebooks(target: str, params_file: str | Path, sets: list[str] | None =
     # kernels inherit our environment: a forced MPLBACKEND (e.g. Agg) would stop figures rendering inline
     os.environ.pop("MPLBACKEND", None)
     given = parse_sets(sets)
-    plans = validate_run(notebooks, profile, given)
+    plans = validate_run(notebooks, profile, given, check_paths=not profile.services)
     service_starters(profile.services)  # a bad service entry fails here too, before the lock
     run_dir = make_run_dir(profile, runs_root)
     results = [NotebookResult(nb.stem, status="skipped") for nb in notebooks]
@@ -256,7 +259,7 @@ def run_notebooks(target: str, params_file: str | Path, sets: list[str] | None =
         for ws in sorted({p.ws.root for _, _, p in plans}):
             stack.enter_context(workspace_lock(ws, lock_wait_s))
         provided = start_services(profile.services, plans[0][2].ws.root, stack)
-        if provided:
+        if profile.services:  # again with the services' values, input paths included
             plans = validate_run(notebooks, profile, given, provided)
         for i, (nb, inject, params) in enumerate(plans):
             echo(f"running {nb.stem} ...")
@@ -298,7 +301,7 @@ def prepare_notebooks(target: str, params_file: str | Path, sets: list[str] | No
 
     notebooks = select_notebooks(target)
     profile = load_profile(resolve(params_file))
-    plans = validate_run(notebooks, profile, parse_sets(sets))
+    plans = validate_run(notebooks, profile, parse_sets(sets), check_paths=not profile.services)
     folder = out_root or resolve(f"outputs/interactive/{profile.name}")
     folder.mkdir(parents=True, exist_ok=True)
     written = []

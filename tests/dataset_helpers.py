@@ -18,9 +18,10 @@ DEMO_VALUES = dict(
 )
 
 
-def make_params(workspace: Path, source: Path, **overrides) -> DatasetParams:
+def make_params(workspace: Path, source: Path, check_paths: bool = True, **overrides) -> DatasetParams:
     """Demo-profile DatasetParams for a temp workspace and source folder."""
-    return DatasetParams.validate_values({**DEMO_VALUES, "workspace": workspace, "source_dir": source, **overrides})
+    values = {**DEMO_VALUES, "workspace": workspace, "source_dir": source, **overrides}
+    return DatasetParams.validate_values(values, check_paths=check_paths)
 
 
 def snapshot(folder: Path) -> dict[str, tuple[str, int]]:

@@ -112,14 +112,16 @@ def test_process_pool_gives_the_same_result(demo_master, tmp_path):
 
 
 def test_missing_empty_and_overlapping_sources(tmp_path):
-    with pytest.raises(InputDataError, match="no_such_folder"):
-        prepare_dataset(make_params(tmp_path / "ws", tmp_path / "no_such_folder"))
+    with pytest.raises(ParamsError, match="source_dir: .*no_such_folder is not an existing folder"):
+        make_params(tmp_path / "ws", tmp_path / "no_such_folder")  # refused at validation, before any work
+    with pytest.raises(InputDataError, match="no_such_folder"):  # and by the verb itself, for unchecked params
+        prepare_dataset(make_params(tmp_path / "ws", tmp_path / "no_such_folder", check_paths=False))
     assert not (tmp_path / "no_such_folder").exists()  # a mistyped source_dir never becomes generated images
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputDataError, match="holds no files"):
         prepare_dataset(make_params(tmp_path / "ws", tmp_path / "empty"))
     with pytest.raises(ParamsError, match="overlap"):
-        prepare_dataset(make_params(tmp_path, tmp_path / "dataset" / "src"))
+        prepare_dataset(make_params(tmp_path, tmp_path / "dataset" / "src", check_paths=False))
     assert not (tmp_path / "dataset" / "src").exists()
 
 

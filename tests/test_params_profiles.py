@@ -87,7 +87,7 @@ def test_shipped_profiles_validate_for_every_notebook():
     for profile_name in ("demo", "pod"):
         profile = load_profile(ROOT / "params" / f"{profile_name}.yaml")
         for nb in select_notebooks("all"):
-            _, params = resolve_values(nb, profile, {})
+            _, params = resolve_values(nb, profile, {}, check_paths=False)  # the pod's folders exist on the pod only
             assert isinstance(params, params_model_for(nb.stem))
 
 

@@ -16,6 +16,8 @@ from ..params import NotebookParams
 class BatchParams(NotebookParams):
     notebook: ClassVar[str] = "06_batch_generation"
 
+    input_paths: ClassVar[dict[str, str]] = {"prompts_file": "file"}
+
     prompts_file: Path = Field(description="CSV, YAML or JSONL rows: prompt, negative, seeds or count, lora_strength, size")
     batch_name: str = Field(pattern=r"^[\w.-]+$", description="folder under <workspace>/batches/; reusing a name resumes that batch")
     backends: list[Literal["comfyui", "local"]] = Field(min_length=1, description="comfyui: the API servers below; local: a diffusers pipeline here")

@@ -16,6 +16,8 @@ from ..params import NotebookParams
 class DatasetParams(NotebookParams):
     notebook: ClassVar[str] = "01_dataset"
 
+    input_paths: ClassVar[dict[str, str]] = {"source_dir": "dir"}
+
     source_dir: Path = Field(description="folder of the character's images (read only, searched recursively)")
     trigger: str = Field(min_length=2, pattern=r"^\S+$", description="rare token that will name the character in captions and prompts")
     class_word: str = Field(min_length=1, pattern=r"^[^/\\]+$", description="what the character is (woman, man, dog...): kohya folder name and captions")

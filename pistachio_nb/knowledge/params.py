@@ -18,6 +18,8 @@ class KnowledgeAuditParams(NotebookParams):
     notebook: ClassVar[str] = "07_knowledge_audit"
 
     workspace: Path = Field(description="character workspace folder; the audit writes to <workspace>/knowledge_audit/")
+    input_paths: ClassVar[dict[str, str]] = {"kb_root": "dir"}
+
     kb_root: Path = Field(description="folder of Markdown files to audit (read only, searched recursively)")
     always_loaded: list[str] = Field(description="globs relative to kb_root read before every task")
     context_budget: int = Field(gt=0, description="estimated tokens you accept spending on always-loaded files before the first task")

@@ -8,13 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..params import NotebookParams
 
 
 class SetupParams(NotebookParams):
     notebook: ClassVar[str] = "00_setup"
+
+    input_paths: ClassVar[dict[str, str]] = {"models_manifest": "file"}  # a missing pins file is a FAIL row
 
     pins_file: Path = Field(description="the one tested set of exact package versions; the drift check compares with it")
     fail_on_drift: bool = Field(description="make drift a FAIL that stops the notebook at the gate (true on the pod)")
@@ -29,6 +31,11 @@ class SetupParams(NotebookParams):
     workflows_dir: Path = Field(description="where pulled workflows go; pistachio_nb/workflows on the pod, to commit them")
     require_gpu: bool = Field(description="a missing CUDA GPU is a FAIL (pod) instead of a WARN (demo)")
     min_free_gb: float = Field(ge=0, description="free disk in GiB below which the workspace / models volume FAILs")
+
+    @field_validator("models_manifest", mode="before")
+    @classmethod
+    def _empty_manifest_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value  # "" means none, not the repo root
 
     @model_validator(mode="after")
     def _model_paths(self) -> Self:
