@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
+MAX_DIGITS = 18  # a byte position beyond int64 cannot be satisfied: nginx answers 416 to such a Range
 
 
 class RangeFileHandler(BaseHTTPRequestHandler):
@@ -25,15 +26,25 @@ class RangeFileHandler(BaseHTTPRequestHandler):
         pass
 
     def _target(self) -> Path | None:
+        """The file a request path names, or None; ValueError for a path no file can have (a NUL byte)."""
         rel = unquote(urlsplit(self.path).path).lstrip("/")
-        path = (self.server.root / rel).resolve()
-        return path if path.is_file() and self.server.root in path.parents else None
+        if "\x00" in rel:
+            raise ValueError("NUL byte in the path")
+        try:
+            path = (self.server.root / rel).resolve()
+            return path if path.is_file() and self.server.root in path.parents else None
+        except OSError:  # e.g. a name too long for the file system: no such file
+            return None
 
     def do_HEAD(self) -> None:
         self.do_GET(body=False)
 
     def do_GET(self, body: bool = True) -> None:
-        path = self._target()
+        try:
+            path = self._target()
+        except ValueError:
+            self.send_error(400, "bad request path")
+            return
         if path is None:
             self.send_error(404, "not found")
             return
@@ -41,8 +52,11 @@ class RangeFileHandler(BaseHTTPRequestHandler):
         start, end, status = 0, size - 1, 200
         match = _RANGE.match(self.headers.get("Range", ""))
         if match:
-            start = int(match.group(1))
-            end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+            if max(len(match.group(1).lstrip("0")), len(match.group(2).lstrip("0"))) > MAX_DIGITS:
+                start, end = size, size - 1  # unsatisfiable, like nginx (int() would refuse over 4300 digits anyway)
+            else:
+                start = int(match.group(1))
+                end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
             if start >= size or start > end:
                 self.send_response(416)
                 self.send_header("Content-Range", f"bytes */{size}")
