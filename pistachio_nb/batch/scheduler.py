@@ -2,6 +2,12 @@
 
 Outputs are named by job id (`<job_id>_<n>.png`) and written atomically, so a job run twice (killed
 between saving and recording) overwrites its own files: nothing lost, nothing duplicated.
+
+A server that refuses connections is rested like a circuit breaker (Envoy's outlier ejection, resilience4j):
+open for `backoff_seconds`, doubling per outage up to `REST_CAP_SECONDS`; then half-open, one probe job at a
+time, while live servers take the rest (a probe refused then costs the job no attempt). With no live server
+left, a due job waits a capped while for one and then that wait counts as a failed attempt, so a job fails on
+its own retry schedule instead of waiting for a dead server to return (the bound is in `Scheduler.run`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from .manifest import Manifest
 from .pngmeta import a1111_parameters, with_text
 
 RETRYABLE = (ComfyConnectionError, ComfyTimeoutError)
+REST_CAP_SECONDS = 30.0  # longest wait before a job's retry or a dead server's next probe (unless backoff_seconds is longer)
 
 
 class Backend(Protocol):
@@ -45,11 +52,12 @@ class Target:
     busy: int = 0  # our jobs in flight there
     external: int = 0  # prompts others had queued there when we started
     down_until: float = 0.0
-    failures: int = 0  # connection failures in a row: a dead server is probed less and less often
+    failures: int = 0  # outages in a row: a dead server is probed less and less often, up to the cap
     done: int = 0
 
     def free(self, now: float) -> bool:
-        return self.busy < self.capacity and now >= self.down_until
+        """Rested and below capacity; a server that failed takes one (probe) job at a time until one succeeds."""
+        return self.busy < (1 if self.failures else self.capacity) and now >= self.down_until
 
 
 @dataclass
@@ -59,15 +67,20 @@ class Pending:
     attempts: int = 0
     ready_at: float = 0.0
     resume: tuple[str, str] | None = None  # (server, prompt_id) of a prompt an earlier run left queued
+    probe: bool = False  # this attempt went to a server that had failed (half-open)
+    stranded: float | None = None  # since when this due job has found no live server
 
 
 def pick_target(targets: list[Target], backend: Backend, now: float, prefer: str | None = None) -> Target | None:
-    """The least busy free target of the job's backend (ours in flight + others' queue); `prefer` wins if free."""
+    """The least busy free target of the job's backend (ours in flight + others' queue); `prefer` wins if free.
+
+    Healthy targets come first: a server that failed is probed only when no healthy one is free.
+    """
     free = [t for t in targets if t.backend is backend and t.free(now)]
     for t in free:
         if t.name == prefer:
             return t
-    return min(free, key=lambda t: (t.busy + t.external, t.done), default=None)
+    return min(free, key=lambda t: (t.failures > 0, t.busy + t.external, t.done), default=None)
 
 
 @dataclass
@@ -79,8 +92,16 @@ class Scheduler:
     meta: dict[str, Any] = field(default_factory=dict)  # batch settings recorded in every PNG
 
     def run(self, work: list[Pending], targets: list[Target]) -> None:
-        """Run until every job is done or failed; connection problems are retried with exponential backoff."""
-        bar = tqdm(total=len(work), desc="batch", unit="job")
+        """Run until every job is done or failed; connection problems are retried with capped exponential backoff.
+
+        Bound: with every server of its backend dead, a job fails after `retries` + 1 attempts. Before attempt
+        k (k = 1..retries+1) it waits its delay min(backoff * 2**(k-2), cap) (none before the first) and then at
+        most min(backoff * 2**(k-1), cap) for a server to come back, where cap = max(REST_CAP_SECONDS, backoff);
+        add each attempt's own time (a refused connection returns at once, an unreachable host after the 3.05 s
+        connect timeout). So at most (2 * retries + 1) * cap + (retries + 1) * 3.05 s; for the demo's 3 retries at
+        1 s that is 22 s + 12 s, for the pod's 5 retries at 10 s 270 s + 18 s. Live servers take the jobs meanwhile.
+        """
+        self._bar, self._targets = tqdm(total=len(work), desc="batch", unit="job"), targets
         running: dict[Future, tuple[Pending, Target]] = {}
         with ThreadPoolExecutor(max_workers=max(1, sum(t.capacity for t in targets))) as pool:
             while work or running:
@@ -88,11 +109,21 @@ class Scheduler:
                 for item in [w for w in work if w.ready_at <= now]:
                     target = pick_target(targets, item.backend, now, item.resume[0] if item.resume else None)
                     if target is None:
+                        if any(t.backend is item.backend and not t.failures for t in targets):
+                            item.stranded = None  # a live server is busy: plain queueing
+                        elif item.stranded is None:
+                            item.stranded = now
+                        elif now >= item.stranded + self._patience(item):
+                            self._refuse(item, work, targets)  # nothing live for too long: count the attempt
                         continue
+                    item.stranded = None
                     work.remove(item)
                     target.busy += 1
+                    item.probe = target.failures > 0
                     running[pool.submit(self._attempt, item, target)] = (item, target)
-                times = [w.ready_at for w in work] + [tg.down_until for tg in targets]
+                now = time.monotonic()
+                times = ([w.ready_at for w in work] + [w.stranded + self._patience(w) for w in work if w.stranded is not None]
+                         + [tg.down_until for tg in targets])
                 wake = [x for x in times if x > now]  # the next moment a waiting job or a resting server is due
                 timeout = max(0.01, min(wake) - now) if wake else None
                 finished, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
@@ -102,26 +133,55 @@ class Scheduler:
                     if self._settle(item, target, fut.exception()):
                         work.append(item)
                     else:
-                        bar.update(1)
-                        states = [r.get("state") for r in self.manifest.latest.values()]
-                        bar.set_postfix(done=states.count("done"), failed=states.count("failed"))
-        bar.close()
+                        self._progress()
+        self._bar.close()
 
-    def _settle(self, item: Pending, target: Target, error: BaseException | None) -> bool:
+    def _cap(self) -> float:
+        return max(REST_CAP_SECONDS, self.backoff)
+
+    def _patience(self, item: Pending) -> float:
+        """How long a due job waits for a dead server to come back before that wait counts as a failed attempt."""
+        return min(self.backoff * 2 ** item.attempts, self._cap())
+
+    def _progress(self) -> None:
+        self._bar.update(1)
+        states = [r.get("state") for r in self.manifest.latest.values()]
+        self._bar.set_postfix(done=states.count("done"), failed=states.count("failed"))
+
+    def _refuse(self, item: Pending, work: list[Pending], targets: list[Target]) -> None:
+        """No server of the job's backend came back within the job's patience: a failed attempt."""
+        item.attempts, item.stranded = item.attempts + 1, None
+        down = ", ".join(t.name for t in targets if t.backend is item.backend)
+        error = ComfyConnectionError(f"no live server (all resting after connection failures): {down}",
+                                     fix="start ComfyUI on the pod, or fix `servers`")
+        if not self._settle(item, None, error):
+            work.remove(item)
+            self._progress()
+
+    def _settle(self, item: Pending, target: Target | None, error: BaseException | None) -> bool:
         """Record the attempt's end; True when the job goes back in the queue for another try."""
+        now = time.monotonic()
+        cap = self._cap()
         if error is None:
-            target.done, target.failures = target.done + 1, 0
+            target.done, target.failures, target.down_until = target.done + 1, 0, 0.0
             return False
         item.resume = None
+        if target is not None and isinstance(error, ComfyConnectionError):
+            if now >= target.down_until:
+                target.failures += 1  # once per outage, not once per job that was in flight there
+                target.down_until = now + min(self.backoff * 2 ** (target.failures - 1), cap)
+            if item.probe and any(t.backend is item.backend and not t.failures for t in self._targets):
+                item.attempts -= 1  # a probe refused while a live server exists: the server's failure, not the job's
+                item.ready_at = now
+                self.manifest.record(item.job.job_id, state="retrying", error=_short(error), retry_in=0.0)
+                return True
         if isinstance(error, RETRYABLE) and item.attempts <= self.retries:
-            delay = self.backoff * 2 ** (item.attempts - 1)
-            item.ready_at = time.monotonic() + delay
-            if isinstance(error, ComfyConnectionError):  # let the server come back before sending it more
-                target.failures += 1
-                target.down_until = time.monotonic() + self.backoff * 2 ** (target.failures - 1)
-            self.manifest.record(item.job.job_id, state="retrying", error=_short(error), retry_in=round(delay, 2))
+            delay = min(self.backoff * 2 ** (item.attempts - 1), cap)
+            item.ready_at = now + delay
+            self.manifest.record(item.job.job_id, state="retrying", error=_short(error), retry_in=round(delay, 2),
+                                 attempts=item.attempts)
             return True
-        self.manifest.record(item.job.job_id, state="failed", error=_short(error))
+        self.manifest.record(item.job.job_id, state="failed", error=_short(error), attempts=item.attempts)
         return False
 
     def _attempt(self, item: Pending, target: Target) -> None:
