@@ -39,3 +39,32 @@ def test_full_range_16_bit_image_is_scaled_not_clipped():
     ramp = np.tile(np.linspace(0, 65535, 256).astype(np.uint16), (8, 1))
     rgb = np.asarray(to_rgb(_grey16(ramp), (255, 255, 255)))[..., 0]
     assert rgb.min() == 0 and rgb.max() == 255 and np.all(np.diff(rgb[0].astype(int)) >= 0)
+
+
+def test_dangling_links_loops_and_fifos_get_skipped_rows_and_outside_links_are_flagged(tmp_path):
+    import random
+
+    from pistachio_nb.dataset import prepare_dataset
+    from pistachio_testkit.demo_data import draw_scene, encode
+
+    from .dataset_helpers import make_params
+
+    src, outside = tmp_path / "src", tmp_path / "elsewhere"
+    src.mkdir(), outside.mkdir()
+    for i in range(3):
+        (src / f"scene_{i}.jpg").write_bytes(encode(draw_scene(random.Random(i), (320, 240)), "JPEG", quality=92))
+    (outside / "far.jpg").write_bytes(encode(draw_scene(random.Random(9), (320, 240)), "JPEG", quality=92))
+    (src / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")
+    (src / "loop_a.jpg").symlink_to(src / "loop_b.jpg")
+    (src / "loop_b.jpg").symlink_to(src / "loop_a.jpg")
+    os.mkfifo(src / "pipe.jpg")  # reading it would block the run forever
+    (src / "far.jpg").symlink_to(outside / "far.jpg")
+    ds = prepare_dataset(make_params(tmp_path / "ws", src, workers=1))
+    rows = ds.manifest.set_index("path")
+    assert rows.loc["dangling.jpg", "status"] == "skipped" and "broken symlink" in rows.loc["dangling.jpg", "reason"]
+    assert {rows.loc[f"loop_{x}.jpg", "status"] for x in "ab"} == {"skipped"}
+    assert rows.loc["pipe.jpg", "status"] == "skipped" and "FIFO" in rows.loc["pipe.jpg", "reason"]
+    assert rows.loc["far.jpg", "status"] == "ok" and "outside_source" in rows.loc["far.jpg", "flags"]
+    assert "outside_source" not in str(rows.loc["scene_0.jpg", "flags"])
+    again = prepare_dataset(make_params(tmp_path / "ws", src, workers=1)).manifest.set_index("path")
+    assert again["status"].to_dict() == rows["status"].to_dict()  # a rerun (probe cache) says the same

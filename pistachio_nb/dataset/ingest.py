@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -48,19 +50,43 @@ def hash_hex(h: imagehash.ImageHash) -> str:
 
 
 def list_sources(root: Path) -> list[Path]:
-    """Every file below `root` (recursive, sorted, hidden folders skipped), images or not."""
+    """Every entry below `root` that is not a folder (recursive, sorted, hidden folders skipped): files, and
+    also broken symlinks, symlink loops and FIFOs, so each gets a manifest row saying why it was skipped."""
     return sorted(
         p for p in root.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts[:-1])
+        if (p.is_symlink() or not p.is_dir()) and not any(part.startswith(".") for part in p.relative_to(root).parts[:-1])
     )
+
+
+def unusable_reason(path: Path) -> str:
+    """Why `path` cannot be read as a file ("" if it can): a broken symlink, a loop, a FIFO or a device."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return f"skipped: broken symlink (its target {os.readlink(path)} does not exist)"
+    except OSError as err:  # ELOOP for a symlink loop
+        return f"skipped: cannot follow ({err.strerror or err})"
+    if not stat.S_ISREG(mode):
+        kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device or special file"
+        return f"skipped: not a regular file ({kind})"
+    return ""
+
+
+def outside_source(path: Path, root: Path) -> bool:
+    """True for a symlink whose target lies outside the source folder (followed, but flagged)."""
+    return path.is_symlink() and not path.resolve().is_relative_to(root.resolve())
 
 
 def probe_file(job: tuple[str, ProbeConfig]) -> dict:
     """Manifest row for one file: status ok|rejected|skipped, reason, sha256, perceptual hash, size, blur."""
     rel, cfg = job
     path = Path(cfg.source_dir) / rel
+    if reason := unusable_reason(path):
+        return {"path": rel, "status": "skipped", "reason": reason.removeprefix("skipped: ")}
     st = path.stat()
     row = {"path": rel, "status": "ok", "reason": "", "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if outside_source(path, Path(cfg.source_dir)):
+        row["outside"] = True
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         hint = SKIP_HINTS.get(path.suffix.lower(), "")
         return {**row, "status": "skipped", "reason": f"not an image extension ({path.suffix or 'none'}){hint}"}
@@ -93,8 +119,11 @@ def probe_all(cfg: ProbeConfig, rels: list[str], previous: dict[str, dict], work
     todo = []
     for rel in rels:
         old = previous.get(rel)
+        if unusable_reason(root / rel):
+            todo.append(rel)
+            continue
         st = (root / rel).stat()
-        if old and int(old["size"]) == st.st_size and int(old["mtime_ns"]) == st.st_mtime_ns:
+        if old and old.get("size") is not None and int(old["size"]) == st.st_size and int(old["mtime_ns"]) == st.st_mtime_ns:
             rows[rel] = old
         else:
             todo.append(rel)

@@ -105,7 +105,8 @@ def plan_layout(rows: list[dict], p: DatasetParams, cfg: ProbeConfig) -> tuple[l
         fit = fit_bucket(r["width"], r["height"], buckets)
         name = f"{'validation' if r['split'] == 'validation' else 'train/' + folder}/{output_name(r['path'], r['hash'])}"
         r.update(bucket=f"{fit.bucket[0]}x{fit.bucket[1]}", file_name=name,
-                 flags=";".join(quality_flags(r["blur"], p.blur_threshold, fit.upscale, fit.crop_share)))
+                 flags=";".join(quality_flags(r["blur"], p.blur_threshold, fit.upscale, fit.crop_share)
+                                + (["outside_source"] if r.get("outside") else [])))
         entries.append({
             "file_name": name, "split": r["split"], "width": fit.bucket[0], "height": fit.bucket[1],
             "original_width": r["width"], "original_height": r["height"], "crop_left": fit.left, "crop_top": fit.top,
