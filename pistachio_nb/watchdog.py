@@ -1,13 +1,14 @@
 """ComfyUI watchdog: start the command, poll `/system_stats`, restart it when it exits or stops answering,
 with backoff, and append every crash (time, exit code, last stderr lines) to a JSONL crash log.
 
-It binds no port and signals only the process it started (ComfyUI's own `python main.py`; a wrapper
-script should `exec` it, or the real server outlives its killed parent).
+It binds no port and signals only what it started: the command runs in its own session, and stopping it
+stops that whole process group (a wrapper script's server and anything else it forked go with it).
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -60,8 +61,9 @@ class Child:
     def __init__(self, command: list[str], tail_lines: int) -> None:
         self.started = time.monotonic()
         self.tail: deque[str] = deque(maxlen=tail_lines)
+        # its own session and process group: stop() signals the group, so what it forked dies with it
         self.proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1,
-                                     preexec_fn=_die_with_parent)
+                                     preexec_fn=_die_with_parent, start_new_session=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -72,16 +74,48 @@ class Child:
             sys.stderr.write(line)
 
     def stop(self, timeout: float) -> int:
-        """SIGTERM our child, SIGKILL if it lingers; returns its exit code."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        """SIGTERM the child's whole process group, SIGKILL what is left after `timeout`; returns its exit code.
+
+        Like systemd's KillMode=control-group: the group goes even when the child itself already exited,
+        so a grandchild it left (`sleep 1000 &`) does not outlive it, once per restart.
+        """
+        deadline = time.monotonic() + timeout
+        _signal_group(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        while _group_alive(self.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.proc.poll() is None or _group_alive(self.proc.pid):
+            _signal_group(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
         self._reader.join(2.0)
         return self.proc.returncode
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    """Signal every process of the group the child leads (its pid is the group id); gone already is fine."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while a process of the group is alive (zombies waiting for a reaper do not count)."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    for stat in Path("/proc").glob("[0-9]*/stat"):  # Linux: look past zombies; elsewhere trust killpg
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return not Path("/proc/self/stat").exists()
 
 
 def answers(url: str, timeout: float) -> bool:
