@@ -7,6 +7,7 @@ import sys
 
 from .errors import EnvDriftError, ParamsError, PistachioError, WorkspaceLockedError
 from .runner import EXIT_DRIFT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_PARAMS
+from .secrets import scrub
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except PistachioError as err:
         code = next(code for kind, code in EXIT_CODES if isinstance(err, kind))
-        print(f"{'refused' if code == EXIT_LOCKED else 'error'}: {err}", file=sys.stderr)
+        print(scrub(f"{'refused' if code == EXIT_LOCKED else 'error'}: {err}"), file=sys.stderr)
         return code
 
 

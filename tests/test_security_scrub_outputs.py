@@ -88,3 +88,14 @@ def test_watchdog_lines_and_crash_log_carry_no_secret(tmp_path, monkeypatch, cap
         assert "urltoken_99zz" not in text and "envsecret_55aa77" not in text
     assert lines[0].startswith("started pid") and "token=***" in lines[0]
     assert read_jsonl(cfg.crash_log)[0]["command"][3] == "https://civitai.com/api/download/models/1?token=***&b=1"
+
+
+def test_cli_error_messages_are_scrubbed(tmp_path, monkeypatch, capsys):
+    from pistachio_nb.cli import main
+
+    secret = "hf_CliErrorSecret0123456789"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    missing = tmp_path / f"profile-{secret}.yaml"  # the error names the file, which here carries the secret
+    assert main(["run", "00_setup", "--params", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert secret not in err and "profile-***" in err
