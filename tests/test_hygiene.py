@@ -68,3 +68,18 @@ def test_dangling_links_loops_and_fifos_get_skipped_rows_and_outside_links_are_f
     assert "outside_source" not in str(rows.loc["scene_0.jpg", "flags"])
     again = prepare_dataset(make_params(tmp_path / "ws", src, workers=1)).manifest.set_index("path")
     assert again["status"].to_dict() == rows["status"].to_dict()  # a rerun (probe cache) says the same
+
+
+def test_comfy_downloads_get_the_mode_open_would_give(tmp_path):
+    from pistachio_nb.comfy.client import ComfyClient, ImageRef
+    from pistachio_testkit.comfy_server import ComfyTestServer
+
+    with ComfyTestServer(root=tmp_path / "comfy") as srv:
+        (srv.root / "output" / "a.png").write_bytes(b"\x89PNG fake")
+        old = os.umask(0o022)
+        try:
+            with ComfyClient(srv.url, timeout=(3, 5), use_websocket=False) as client:
+                path = client.download_to(ImageRef("a.png"), tmp_path / "got")
+        finally:
+            os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644 and path.read_bytes() == b"\x89PNG fake"

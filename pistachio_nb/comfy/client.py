@@ -22,6 +22,7 @@ import requests
 import urllib3.exceptions
 import websocket
 
+from ..files import current_umask
 from .errors import (ComfyConnectionError, ComfyError, ComfyTimeoutError, ExecutionFailedError, PromptLostError,
                      PromptRejectedError)
 
@@ -340,6 +341,7 @@ class ComfyClient:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".view.", suffix=".part", dir=folder)
+        os.fchmod(fd, 0o666 & ~current_umask())  # the mode open() would give, not mkstemp's 0600
         try:
             with os.fdopen(fd, "wb") as fh:
                 self._view(ref, max_bytes, deadline, sink=fh)
