@@ -10,6 +10,8 @@ import glob
 import importlib
 import json
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -20,7 +22,7 @@ from typing import Any
 
 import nbformat
 
-from .errors import ParamsError, ServiceError, WorkspaceLockedError
+from .errors import ParamsError, PistachioError, ServiceError, WorkspaceLockedError
 from .files import write_json, write_text
 from .params import NotebookParams
 from .paths import repo_root, resolve
@@ -35,7 +37,7 @@ LOCK_POLL_SECONDS = 0.5
 @dataclass
 class NotebookResult:
     notebook: str
-    status: str = "pending"  # ok | failed | skipped
+    status: str = "pending"  # ok | failed | skipped | interrupted
     seconds: float = 0.0
     error: str | None = None
     rendered: str | None = None
@@ -244,7 +246,12 @@ def execute_one(notebook: Path, inject: dict, run_dir: Path) -> NotebookResult:
 
 def run_notebooks(target: str, params_file: str | Path, sets: list[str] | None = None, runs_root: Path | None = None,
                   echo: Callable[[str], None] = print, lock_wait_s: float = 0.0) -> RunResult:
-    """Validate, lock the workspace, start the profile's services, run the notebooks in order, stop at the first failure."""
+    """Validate, lock the workspace, start the profile's services, run the notebooks in order, stop at the first failure.
+
+    The run folder is made only once the locks are held and the services run, so a refused run leaves none.
+    SIGTERM or SIGINT stops the kernel and its process group, saves the partial rendering (scrubbed), marks
+    that notebook `interrupted` in summary.json and raises RunInterruptedError.
+    """
     notebooks = select_notebooks(target)
     profile = load_profile(resolve(params_file))
     # kernels inherit our environment: a forced MPLBACKEND (e.g. Agg) would stop figures rendering inline
@@ -252,28 +259,152 @@ def run_notebooks(target: str, params_file: str | Path, sets: list[str] | None =
     given = parse_sets(sets)
     plans = validate_run(notebooks, profile, given, check_paths=not profile.services)
     service_starters(profile.services)  # a bad service entry fails here too, before the lock
-    run_dir = make_run_dir(profile, runs_root)
     results = [NotebookResult(nb.stem, status="skipped") for nb in notebooks]
-    summary_path = run_dir / "summary.json"
     with ExitStack() as stack:
-        for ws in sorted({p.ws.root for _, _, p in plans}):
+        for ws in lock_roots(plans):
             stack.enter_context(workspace_lock(ws, lock_wait_s))
         provided = start_services(profile.services, plans[0][2].ws.root, stack)
         if profile.services:  # again with the services' values, input paths included
             plans = validate_run(notebooks, profile, given, provided)
-        for i, (nb, inject, params) in enumerate(plans):
-            echo(f"running {nb.stem} ...")
-            results[i] = res = execute_one(nb, inject, run_dir)
-            if res.status == "ok":
-                res.missing_artifacts = missing_artifacts(nb, params.ws.root)
-                if res.missing_artifacts:
-                    res.status, res.error = "failed", f"declared artifacts not written: {res.missing_artifacts}"
+        run_dir = make_run_dir(profile, runs_root)
+        summary_path = run_dir / "summary.json"
+        stack.enter_context(interrupt_on_signals())  # innermost: restored before services stop and locks go
+        try:
+            for i, (nb, inject, params) in enumerate(plans):
+                echo(f"running {nb.stem} ...")
+                started = time.perf_counter()
+                try:
+                    results[i] = res = execute_one(nb, inject, run_dir)
+                except RunSignalled as sig:
+                    results[i] = save_interrupted(nb, run_dir, time.perf_counter() - started, sig.signum)
+                    raise
+                if res.status == "ok":
+                    res.missing_artifacts = missing_artifacts(nb, params.ws.root)
+                    if res.missing_artifacts:
+                        res.status, res.error = "failed", f"declared artifacts not written: {res.missing_artifacts}"
+                write_json(summary_path, summary(profile, run_dir, results))
+                echo(f"  {res.status} in {res.seconds:.1f}s" + (f"\n  {res.error}\n  rendered: {res.rendered}" if res.error else ""))
+                if res.status != "ok":
+                    break
+        except RunSignalled as sig:
+            stop_process_groups(sig.groups)  # whatever the kernel left, before the lock is released
             write_json(summary_path, summary(profile, run_dir, results))
-            echo(f"  {res.status} in {res.seconds:.1f}s" + (f"\n  {res.error}\n  rendered: {res.rendered}" if res.error else ""))
-            if res.status != "ok":
-                break
+            name = signal.Signals(sig.signum).name
+            echo(f"  interrupted by {name}; partial rendering and summary in {run_dir}")
+            raise RunInterruptedError(f"run interrupted by {name}: {run_dir}",
+                                      fix="rerun when ready; finished notebooks' outputs are in the workspace") from None
     write_json(summary_path, summary(profile, run_dir, results))
     return RunResult(run_dir, results)
+
+
+class RunInterruptedError(PistachioError, RuntimeError):
+    """The run was stopped by SIGTERM or SIGINT; its summary.json marks the notebook that was running."""
+
+
+class RunSignalled(KeyboardInterrupt):
+    """Raised in the main thread by the run's signal handler (a KeyboardInterrupt, so no library swallows it)."""
+
+    def __init__(self, signum: int, groups: list[int]) -> None:
+        super().__init__(signum)
+        self.signum, self.groups = signum, groups
+
+
+@contextmanager
+def interrupt_on_signals() -> Iterator[None]:
+    """While running: SIGTERM/SIGINT stop the kernels' process groups at once and raise RunSignalled (once).
+
+    Only in the main thread (the only one Python delivers signals to); a second signal during the cleanup
+    is ignored, so the partial rendering and the summary still get written.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if fired:
+            return
+        fired.append(signum)
+        groups = kernel_process_groups()
+        for pgid in groups:
+            _signal_group(pgid, signal.SIGTERM)
+        raise RunSignalled(signum, groups)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def kernel_process_groups() -> list[int]:
+    """Process groups led by our Jupyter kernels (children in their own session); Linux /proc, else none."""
+    groups = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid = int(stat.parent.name)
+            state, ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+            if int(ppid) == os.getpid() and int(pgrp) == pid and b"ipykernel" in (stat.parent / "cmdline").read_bytes():
+                groups.append(pid)
+        except (OSError, ValueError):
+            continue
+    return groups
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    """A process of the group still runs (zombies waiting for a reaper do not count)."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(pgrp) == pgid and state not in ("Z", "X"):
+            return True
+    return not Path("/proc/self/stat").exists()
+
+
+def stop_process_groups(groups: list[int], grace_s: float = 5.0) -> None:
+    """SIGTERM each group, SIGKILL what is still there after `grace_s` (what systemd does when stopping a unit)."""
+    for pgid in groups:
+        _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while any(_group_alive(g) for g in groups) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pgid in groups:
+        if _group_alive(pgid):
+            _signal_group(pgid, signal.SIGKILL)
+
+
+def save_interrupted(notebook: Path, run_dir: Path, seconds: float, signum: int) -> NotebookResult:
+    """The interrupted notebook's result: papermill saved it cell by cell; scrub it and render it like any other."""
+    result = NotebookResult(notebook.stem, status="interrupted", seconds=round(seconds, 2),
+                            error=f"interrupted by {signal.Signals(signum).name}")
+    rendered = run_dir / notebook.name
+    if rendered.exists():
+        result.rendered = str(rendered)
+        scrub_file(rendered)
+        try:
+            result.html = str(render_html(rendered))
+        except Exception as err:  # a notebook cut mid-write still keeps its scrubbed .ipynb
+            result.error += f"; no HTML: {failure_summary(err)}"
+    return result
+
+
+def lock_roots(plans: list[tuple[Path, dict, NotebookParams]]) -> list[Path]:
+    """The run's workspaces, each once by its absolute real path: a symlink and its target are one lock."""
+    return sorted({Path(os.path.realpath(os.path.abspath(p.ws.root))) for _, _, p in plans})
 
 
 def summary(profile: Profile, run_dir: Path, results: list[NotebookResult]) -> dict:
