@@ -123,3 +123,35 @@ def test_a_signalled_run_stops_the_kernel_group_and_saves_the_scrubbed_partial_r
             proc.kill()
         if child and alive(child):
             os.kill(child, signal.SIGKILL)
+
+
+def test_sigterm_during_a_pool_map_leaves_no_worker_writing(tmp_path):
+    out = tmp_path / "images"
+    out.mkdir()
+    nb = write_notebook(
+        tmp_path / "nb" / "00_setup.ipynb", SETUP_PARAMS,
+        f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nfrom pistachio_nb.dataset.pool import parallel_map\n"
+        "from tests.test_reliability_pool import slow_write\n"
+        f"n = sum(1 for _ in parallel_map(slow_write, [({str(out)!r}, i) for i in range(2000)], 2, 'd', 'tests.test_reliability_pool'))")
+    proc = subprocess.Popen([sys.executable, "-c", RUN_SCRIPT, str(nb), str(_profile(tmp_path, tmp_path / "ws")),
+                             str(tmp_path / "runs")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and len(list(out.iterdir())) < 6:
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out_text, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 9, out_text
+        written = len(list(out.iterdir()))
+        workers = {int(p.stem.split("-")[1]) for p in out.iterdir()}
+        time.sleep(2.0)
+        assert len(list(out.iterdir())) == written  # nothing written once the run (and its lock) ended
+        assert not [pid for pid in workers if alive(pid)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
