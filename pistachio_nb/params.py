@@ -38,7 +38,7 @@ def describe_validation_error(err: ValidationError, where: str) -> str:
 class NotebookParams(BaseModel):
     """Base for every notebook's params: unknown keys are errors; values are frozen once validated."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # .inf / .nan are never a value
     notebook: ClassVar[str] = ""
     # input files and folders that must exist: field -> "file" | "dir" (checked by validate_values)
     input_paths: ClassVar[dict[str, str]] = {}

@@ -33,13 +33,15 @@ class Profile:
 def load_profile(path: str | Path) -> Profile:
     """Read and structurally check a profile: known sections only, mappings only, no secrets."""
     path = Path(path)
-    data = read_yaml(path, ParamsError, "params profile", "pass --params params/demo.yaml or params/pod.yaml") or {}
+    data = read_yaml(path, ParamsError, "params profile", "pass --params params/demo.yaml or params/pod.yaml")
+    if not data:
+        raise ParamsError(f"{path}: the profile is empty", fix="see params/demo.yaml for the shape (common: plus one section per notebook)")
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: expected a mapping of sections", fix="see params/demo.yaml for the shape")
     known = all_params_models()
     sections: dict[str, dict[str, Any]] = {}
     for key, value in data.items():
-        value = value or {}
+        value = {} if value is None else value  # `01_dataset:` with nothing under it is an empty section
         if not isinstance(value, dict):
             raise ParamsError(f"{path}: section {shorten(repr(key), 80)} must be a mapping, got {type(value).__name__}")
         refuse_secret_keys(value, f"{path} [{key}]")

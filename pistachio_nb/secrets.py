@@ -124,8 +124,10 @@ def url_credentials(url: str) -> list[str]:
 
 
 def refuse_secret_keys(values: dict, where: str) -> None:
-    """Params must not carry secrets: a key named like a token/key/password is refused."""
-    for key in values:
+    """Params must not carry secrets: a key named like a token/key/password is refused, at any depth."""
+    for key, value in values.items():
+        if isinstance(value, dict):
+            refuse_secret_keys(value, f"{where} {str(key)[:80]}")
         if _SECRET_KEY.search(str(key)):
             raise ParamsError(
                 f"{where}: parameter {str(key)[:80]!r} looks like a secret; secrets never go in params files",

@@ -19,7 +19,7 @@ class BatchParams(NotebookParams):
     input_paths: ClassVar[dict[str, str]] = {"prompts_file": "file"}
 
     prompts_file: Path = Field(description="CSV, YAML or JSONL rows: prompt, negative, seeds or count, lora_strength, size")
-    batch_name: str = Field(pattern=r"^[\w.-]+$", description="folder under <workspace>/batches/; reusing a name resumes that batch")
+    batch_name: str = Field(pattern=r"^[\w.-]*[\w-][\w.-]*$", description="folder under <workspace>/batches/; reusing a name resumes that batch")
     backends: list[Literal["comfyui", "local"]] = Field(min_length=1, description="comfyui: the API servers below; local: a diffusers pipeline here")
     servers: list[str] = Field(description="ComfyUI base URLs; each job goes to the least busy one")
     workflow: str = Field(min_length=1, description="API-format workflow: template name in pistachio_nb/workflows, or a path")
@@ -29,7 +29,7 @@ class BatchParams(NotebookParams):
     lora: str = Field(min_length=1, description="local backend: LoRA .safetensors, \"recommended\" (04_checkpoints' pick) or \"none\"")
     negative: str = Field(description="negative prompt for rows that give none")
     count: int = Field(ge=1, le=1000, description="images per row that gives no seeds (seeds base_seed, base_seed+1, ...)")
-    base_seed: int = Field(ge=0, description="first seed for rows without seeds")
+    base_seed: int = Field(ge=0, le=2**64 - 1, description="first seed for rows without seeds")
     lora_strength: float = Field(ge=-5, le=5, description="LoRA strength for rows that give none")
     width: int = Field(ge=16, le=8192, multiple_of=8, description="image width in pixels for rows without a size (multiple of 8; 1024 for SDXL)")
     height: int = Field(ge=16, le=8192, multiple_of=8, description="image height in pixels for rows without a size")

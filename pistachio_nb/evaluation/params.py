@@ -5,7 +5,7 @@ Defaults live only in the notebook's `parameters` cell; each description equals 
 
 from __future__ import annotations
 
-from typing import ClassVar, Self
+from typing import Annotated, ClassVar, Self
 
 from pydantic import Field, model_validator
 
@@ -22,7 +22,7 @@ class CheckpointsParams(NotebookParams):
     include_base: bool = Field(description="also generate with the base model alone, as a step-0 reference row")
     holdout_prompts: int = Field(ge=0, le=100, description="how many validation captions become prompts (the first N)")
     context_prompts: list[str] = Field(description="new-context prompts that test generalisation; {character} is filled in")
-    seeds: list[int] = Field(min_length=2, description="seeds per prompt; two or more, since diversity compares seeds")
+    seeds: list[Annotated[int, Field(ge=0, le=2**64 - 1)]] = Field(min_length=2, description="seeds per prompt; two or more, since diversity compares seeds")
     lora_scales: list[float] = Field(min_length=1, description="LoRA strengths to try, each in (0, 2]")
     width: int = Field(ge=64, le=2048, multiple_of=8, description="image width in pixels (1024 on the pod)")
     height: int = Field(ge=64, le=2048, multiple_of=8, description="image height in pixels (1024 on the pod)")
@@ -49,4 +49,8 @@ class CheckpointsParams(NotebookParams):
             raise ValueError(f"seeds {self.seeds} repeat a value")
         if self.holdout_prompts == 0 and not self.context_prompts:
             raise ValueError("no prompts: holdout_prompts is 0 and context_prompts is empty")
+        for name in ("checkpoints_glob", "validation_loss_csv"):
+            value = getattr(self, name)
+            if value.startswith(("/", "\\")) or ".." in value.replace("\\", "/").split("/"):
+                raise ValueError(f"{name} {value!r} must stay inside the workspace (no absolute path, no '..')")
         return self

@@ -48,7 +48,7 @@ class InpaintingParams(NotebookParams):
     strength: float = Field(gt=0, le=1, description="denoise: 1.0 repaints from noise, 0.3 keeps the area's layout and colours")
     steps: int = Field(ge=1, le=200, description="sampler steps at strength 1 (int(steps * strength) actually run)")
     guidance_scale: float = Field(ge=0, le=30, description="classifier-free guidance: how hard the prompt pulls")
-    seed: int = Field(ge=0, description="noise seed: the same seed and params give the same picture")
+    seed: int = Field(ge=0, le=2**64 - 1, description="noise seed: the same seed and params give the same picture")
     only_masked: bool = Field(description="inpaint a padded crop around the mask at the model's native resolution")
     crop_padding: int = Field(ge=0, le=4096, description="pixels of context around the mask in only_masked mode")
     sweep_strengths: list[float] = Field(min_length=1, max_length=8, description="strength values of the sweep grid (rows)")

@@ -5,7 +5,7 @@ Defaults live only in the notebook's `parameters` cell; each description equals 
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -40,12 +40,12 @@ class TrainingParams(NotebookParams):
     max_grad_norm: float = Field(ge=0, description="gradient clipping norm; 0 turns it off")
     min_snr_gamma: float = Field(ge=0, description="min-SNR loss weighting gamma; 0 turns it off, 5 is typical")
     noise_offset: float = Field(ge=0, le=1, description="offset noise strength; 0 turns it off, ~0.03 helps very dark or bright images")
-    seed: int = Field(ge=0, description="seed for init, data order, noise and timesteps")
+    seed: int = Field(ge=0, le=2**32 - 1, description="seed for init, data order, noise and timesteps")
     checkpoint_every: int = Field(ge=1, description="save a checkpoint every N optimizer steps")
     keep_checkpoints: int = Field(ge=1, description="resumable training states kept (LoRA exports are all kept)")
     validation_every: int = Field(ge=1, description="holdout validation loss every N optimizer steps")
     sample_prompts: list[str] = Field(description="prompts sampled at every checkpoint; {trigger} is replaced")
-    sample_seeds: list[int] = Field(description="seeds sampled for every prompt")
+    sample_seeds: list[Annotated[int, Field(ge=0, le=2**64 - 1)]] = Field(description="seeds sampled for every prompt")
     sample_steps: int = Field(ge=1, le=200, description="denoising steps of sample (and generated class) images")
     sample_guidance: float = Field(ge=0, le=30, description="classifier-free guidance scale of samples")
     prior_preservation: bool = Field(description="mix class (regularization) images into every batch to keep the class prior")
