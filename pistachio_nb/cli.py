@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .errors import EnvDriftError, ParamsError, PistachioError, WorkspaceLockedError
-from .runner import EXIT_DRIFT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_PARAMS
+from .runner import EXIT_DRIFT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_PARAMS, RunInterruptedError
 from .secrets import scrub
 
 
@@ -16,7 +16,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run_notebooks(args.notebook, args.params, args.set, lock_wait_s=args.wait)
     failed = [r for r in result.results if r.status == "failed"]
     print(f"{'FAILED' if failed else 'ok'}: run folder {result.run_dir}")
-    return EXIT_FAILED if failed else EXIT_OK
+    return exit_code_for(failed[0].error_type) if failed else EXIT_OK
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -73,10 +73,23 @@ EXIT_CODES = ((ParamsError, EXIT_PARAMS), (WorkspaceLockedError, EXIT_LOCKED), (
               (PistachioError, EXIT_FAILED))
 
 
+def exit_code_for(error_type: str | None) -> int:
+    """The exit code of a notebook that failed with exception class `error_type` (by name: it ran in the kernel)."""
+    todo, found = [PistachioError], None
+    while todo and found is None:
+        cls = todo.pop()
+        found = cls if cls.__name__ == error_type else None
+        todo.extend(cls.__subclasses__())
+    return next((code for kind, code in EXIT_CODES if found and issubclass(found, kind)), EXIT_FAILED)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except RunInterruptedError as err:
+        print(scrub(f"interrupted: {err}"), file=sys.stderr)
+        return 128 + err.signum  # what a shell reports for a process ended by that signal
     except PistachioError as err:
         code = next(code for kind, code in EXIT_CODES if isinstance(err, kind))
         print(scrub(f"{'refused' if code == EXIT_LOCKED else 'error'}: {err}"), file=sys.stderr)

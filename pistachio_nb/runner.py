@@ -40,6 +40,7 @@ class NotebookResult:
     status: str = "pending"  # ok | failed | skipped | interrupted
     seconds: float = 0.0
     error: str | None = None
+    error_type: str | None = None  # the failing cell's exception class, e.g. EnvDriftError (gives the exit code)
     rendered: str | None = None
     html: str | None = None
     missing_artifacts: list[str] = field(default_factory=list)
@@ -235,6 +236,7 @@ def execute_one(notebook: Path, inject: dict, run_dir: Path) -> NotebookResult:
         result.status = "ok"
     except Exception as err:  # papermill raises PapermillExecutionError; kernel deaths raise others
         result.status, result.error = "failed", failure_summary(err)
+        result.error_type = getattr(err, "ename", None) or type(err).__name__
     result.seconds = round(time.perf_counter() - start, 2)
     rendered = Path(result.rendered)
     if rendered.exists():
@@ -291,7 +293,7 @@ def run_notebooks(target: str, params_file: str | Path, sets: list[str] | None =
             write_json(summary_path, summary(profile, run_dir, results))
             name = signal.Signals(sig.signum).name
             echo(f"  interrupted by {name}; partial rendering and summary in {run_dir}")
-            raise RunInterruptedError(f"run interrupted by {name}: {run_dir}",
+            raise RunInterruptedError(f"run interrupted by {name}: {run_dir}", signum=sig.signum,
                                       fix="rerun when ready; finished notebooks' outputs are in the workspace") from None
     write_json(summary_path, summary(profile, run_dir, results))
     return RunResult(run_dir, results)
@@ -299,6 +301,10 @@ def run_notebooks(target: str, params_file: str | Path, sets: list[str] | None =
 
 class RunInterruptedError(PistachioError, RuntimeError):
     """The run was stopped by SIGTERM or SIGINT; its summary.json marks the notebook that was running."""
+
+    def __init__(self, message: str, signum: int, fix: str = "") -> None:
+        super().__init__(message, fix=fix)
+        self.signum = signum
 
 
 class RunSignalled(KeyboardInterrupt):
