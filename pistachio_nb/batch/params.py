@@ -37,7 +37,7 @@ class BatchParams(NotebookParams):
     cfg: float = Field(ge=0, le=30, description="classifier-free guidance scale")
     jobs_per_server: int = Field(ge=1, le=16, description="prompts in flight per server: one running + one queued keeps the GPU busy")
     retries: int = Field(ge=0, le=20, description="retries of a job after connection errors, restarts or timeouts")
-    backoff_seconds: float = Field(ge=0, le=600, description="wait before the first retry; doubles with each retry")
+    backoff_seconds: float = Field(ge=0, le=600, description="wait before the first retry; doubles with each retry, capped at 30 s (or this value if larger)")
     job_timeout_seconds: float = Field(gt=0, le=86400, description="a prompt still unfinished after this is cancelled on the server and retried")
     request_timeout_seconds: float = Field(gt=0, le=600, description="timeout of each HTTP request (nothing here can hang forever)")
 
