@@ -83,3 +83,31 @@ def test_comfy_downloads_get_the_mode_open_would_give(tmp_path):
         finally:
             os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644 and path.read_bytes() == b"\x89PNG fake"
+
+
+def test_a_users_caption_beside_an_image_is_reported_and_starts_its_caption(tmp_path):
+    import json
+    import random
+
+    from pistachio_nb.captions.store import current_caption
+    from pistachio_nb.dataset import prepare_dataset
+    from pistachio_testkit.demo_data import draw_scene, encode
+
+    from .dataset_helpers import make_params
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"scene_{i}.jpg").write_bytes(encode(draw_scene(random.Random(i), (320, 240)), "JPEG", quality=92))
+    (src / "scene_1.txt").write_text("pstchio woman on a beach, smiling\n")
+    (src / "notes.txt").write_text("not a caption")
+    before = (src / "scene_1.txt").stat().st_mtime_ns
+    ds = prepare_dataset(make_params(tmp_path / "ws", src, workers=1, validation_ratio=0))
+    rows = ds.manifest.set_index("path")
+    assert "caption of scene_1.jpg" in rows.loc["scene_1.txt", "reason"]
+    assert "not an image extension" in rows.loc["notes.txt", "reason"]
+    entries = {e["source"]: e for e in map(json.loads, (ds.root / "metadata.jsonl").read_text().splitlines())}
+    assert entries["scene_1.jpg"]["text"] == "pstchio woman on a beach, smiling"
+    assert entries["scene_1.jpg"]["caption_source"] == "user" and entries["scene_0.jpg"]["text"] == ""
+    assert current_caption(ds.root, entries["scene_1.jpg"]) == "pstchio woman on a beach, smiling"  # 02 keeps it
+    assert (src / "scene_1.txt").stat().st_mtime_ns == before  # the user's file is never changed

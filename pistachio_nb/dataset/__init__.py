@@ -12,7 +12,8 @@ or deletes anything there) and writes `<workspace>/dataset/`, the contract later
   object per written image: file_name (relative to the dataset folder), split (train | validation),
   width/height (the bucket), original_width/original_height, crop_left/crop_top (in the resized
   image, for SDXL's time ids), source (path in source_dir), hash (sha256 of the source), text (the
-  caption; empty until the captioning stage fills it). Fields added by later stages (text,
+  caption: the user's own `<image>.txt` beside the source when there is one, caption_source "user";
+  else empty until the captioning stage fills it). Fields added by later stages (text,
   caption_key, ...) are carried over to the same source image when this stage reruns.
 - `train/<repeats>_<trigger> <class_word>/` and `validation/`: the images as PNG, each exactly its
   bucket size, with a `.txt` caption sidecar (empty until captioned; an existing one is never overwritten).

@@ -22,8 +22,9 @@ from .decode import Limits, RejectedImage, decode_upright, open_checked
 from .pool import parallel_map
 from .quality import analysis_size, blur_score
 
-PROBE_VERSION = 1  # bump when probe results change meaning, so cached rows are measured again
+PROBE_VERSION = 2  # bump when probe results change meaning, so cached rows are measured again
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp"}
+USER_CAPTION_MAX_BYTES = 64 * 1024  # a caption, not a document
 SKIP_HINTS = {ext: ": iPhone HEIC/HEIF is not supported, export it as JPEG" for ext in (".heic", ".heif")}
 HASH_REDUCE = 4  # hashes see a 4x box-reduced copy (64 px short side): hashes within a bit or two, far cheaper resize
 HASHERS = {"phash": imagehash.phash, "dhash": imagehash.dhash, "ahash": imagehash.average_hash, "whash": imagehash.whash}
@@ -72,6 +73,22 @@ def unusable_reason(path: Path) -> str:
     return ""
 
 
+def user_caption(source_dir: str | Path, rel: str) -> str:
+    """The caption a user keeps beside an image (`photo.jpg` -> `photo.txt`, kohya's habit), or ""."""
+    path = (Path(source_dir) / rel).with_suffix(".txt")
+    if not path.is_file() or path.stat().st_size > USER_CAPTION_MAX_BYTES:
+        return ""
+    return path.read_text(encoding="utf-8", errors="replace").strip()
+
+
+def caption_owner(path: Path) -> str:
+    """For a `.txt` beside an image, that image's name ("" otherwise): the file is its caption, not junk."""
+    if path.suffix.lower() != ".txt":
+        return ""
+    return next((p.name for ext in IMAGE_EXTENSIONS for p in (path.with_suffix(ext), path.with_suffix(ext.upper()))
+                 if p.is_file()), "")
+
+
 def outside_source(path: Path, root: Path) -> bool:
     """True for a symlink whose target lies outside the source folder (followed, but flagged)."""
     return path.is_symlink() and not path.resolve().is_relative_to(root.resolve())
@@ -87,6 +104,8 @@ def probe_file(job: tuple[str, ProbeConfig]) -> dict:
     row = {"path": rel, "status": "ok", "reason": "", "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     if outside_source(path, Path(cfg.source_dir)):
         row["outside"] = True
+    if owner := caption_owner(path):
+        return {**row, "status": "skipped", "reason": f"caption of {owner}: its starting caption (this file is never changed)"}
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         hint = SKIP_HINTS.get(path.suffix.lower(), "")
         return {**row, "status": "skipped", "reason": f"not an image extension ({path.suffix or 'none'}){hint}"}

@@ -14,7 +14,7 @@ from ..paths import resolve
 from .buckets import fit_bucket, sdxl_buckets
 from .decode import Limits, parse_colour
 from .dedup import mark_duplicates
-from .ingest import ProbeConfig, list_sources, probe_all
+from .ingest import ProbeConfig, list_sources, probe_all, user_caption
 from .layout import METADATA, RenderJob, kohya_folder, output_name, sync_layout
 from .params import DatasetParams
 from .quality import quality_flags
@@ -112,6 +112,8 @@ def plan_layout(rows: list[dict], p: DatasetParams, cfg: ProbeConfig) -> tuple[l
             "original_width": r["width"], "original_height": r["height"], "crop_left": fit.left, "crop_top": fit.top,
             "source": r["path"], "hash": r["hash"], "text": "",
         })
+        if caption := user_caption(cfg.source_dir, r["path"]):  # the user's own caption starts 02 off
+            entries[-1].update(text=caption, caption_source="user")
         jobs[name] = RenderJob(str(Path(cfg.source_dir) / r["path"]), str(p.ws.dataset / name), fit,
                                Limits(cfg.min_side, cfg.max_pixels), cfg.background)
     return entries, jobs
