@@ -22,6 +22,9 @@ from ..files import read_json, write_json
 from .export import lora_state_dicts
 
 STATE_DIR = re.compile(r"^step-(\d{8})$")
+CHECKPOINT_INFO = "checkpoint.json"  # the manifest row's losses and the run's start, to finish exports on resume
+_TMP = r"\.[a-z0-9_]+\.tmp"  # the random part `tempfile` adds in `atomic_path` / `atomic_dir`
+_STEP = r"\.step-\d{8}"
 
 
 @dataclass
@@ -56,14 +59,16 @@ def state_path(root: Path, step: int) -> Path:
     return root / f"step-{step:08d}"
 
 
-def save_state(root: Path, pipe, optimizer, lr_scheduler, rng: RngState, progress: Progress, params: dict) -> Path:
-    """Write `root/step-XXXXXXXX/` atomically: lora.safetensors, state.pt, params.json."""
+def save_state(root: Path, pipe, optimizer, lr_scheduler, rng: RngState, progress: Progress, params: dict,
+               info: dict | None = None) -> Path:  # fmt: skip
+    """Write `root/step-XXXXXXXX/` atomically: lora.safetensors, state.pt, params.json, checkpoint.json (`info`)."""
     with atomic_dir(state_path(root, progress.step)) as tmp:
         flat = {f"{c}::{k}": v for c, state in lora_state_dicts(pipe).items() for k, v in state.items()}
         save_file(flat, tmp / "lora.safetensors")
         torch.save({"optimizer": optimizer.state_dict(), "lr_scheduler": lr_scheduler.state_dict(),
                     "rng": rng.dump(), "progress": asdict(progress)}, tmp / "state.pt")  # fmt: skip
         write_json(tmp / "params.json", params)
+        write_json(tmp / CHECKPOINT_INFO, info or {})
     return state_path(root, progress.step)
 
 
@@ -104,6 +109,39 @@ def load_state(path: Path, pipe, optimizer, lr_scheduler, rng: RngState) -> Prog
 
 def saved_params(path: Path) -> dict:
     return read_json(path / "params.json")
+
+
+def saved_info(path: Path) -> dict:
+    """What `save_state` kept for the step's manifest row ({} for a state written before it did)."""
+    return read_json(path / CHECKPOINT_INFO) if (path / CHECKPOINT_INFO).exists() else {}
+
+
+def stale_temps(out: Path, output_name: str) -> list[Path]:
+    """Temp files and folders a killed training process left in `out` (only names this package writes there)."""
+    name = re.escape(output_name)
+    patterns = {  # folder -> full-name patterns of atomic_dir/atomic_path temps, replace_dir and prune_states leftovers
+        out: [rf"\.{name}(-step-\d{{8}})?\.safetensors(\.params\.json)?{_TMP}",
+              rf"\.(checkpoints\.jsonl|metrics\.csv|validation\.csv){_TMP}"],
+        out / "state": [_STEP + _TMP, rf"{_STEP}\.deleting", rf"{_STEP}\.old-\d+"],
+        out / "diffusers": [_STEP + _TMP, rf"{_STEP}\.old-\d+"],
+    }
+    patterns |= {d: [rf"\.p\d+-s\d+\.png{_TMP}"] for d in (out / "samples").glob("step-*") if STATE_DIR.match(d.name)}
+    found = []
+    for folder, names in patterns.items():
+        if folder.is_dir():
+            found += sorted(f for f in folder.iterdir() if any(re.fullmatch(n, f.name) for n in names))
+    return found
+
+
+def remove_stale_temps(out: Path, output_name: str) -> list[Path]:
+    """Delete what `stale_temps` finds (a killed save may leave ~0.5 GB per state temp folder)."""
+    found = stale_temps(out, output_name)
+    for path in found:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return found
 
 
 def prune_states(root: Path, keep: int) -> list[Path]:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ..files import append_jsonl, read_jsonl, write_jsonl, write_sidecar
 from ..models import pick_device, resolve_model
 from ..paths import resolve
-from .checkpoint import Progress, RngState, load_state, prune_states, save_state
+from .checkpoint import Progress, RngState, load_state, prune_states, remove_stale_temps, save_state, saved_info
 from .data import DatasetInfo, Example, epoch_batches, fingerprint, tag_frequency
 from .export import adapter_configs, lora_state_dicts, save_diffusers, save_kohya
 from .features import Featurizer
@@ -175,18 +175,32 @@ def _ss_info(run: Run, progress: Progress) -> dict:
 
 
 def _checkpoint(run: Run, progress: Progress, val_loss: float | None, train_loss: float) -> dict:
-    """Save the resumable state, both LoRA formats and the sample images; returns the manifest row."""
-    p, out, name = run.p, run.out, f"step-{progress.step:08d}"
+    """Save the resumable state, then the exports; returns the manifest row."""
+    p = run.p
     saved = {**p.model_dump(mode="json"), "dataset_fingerprint": fingerprint(run.data.train)}
-    save_state(out / "state", run.pipe, run.optimizer, run.lr_scheduler, run.rng, progress, saved)
-    prune_states(out / "state", p.keep_checkpoints)
+    info = {"train_loss": train_loss, "val_loss": val_loss, "started_at": run.started_at}
+    save_state(run.out / "state", run.pipe, run.optimizer, run.lr_scheduler, run.rng, progress, saved, info)
+    prune_states(run.out / "state", p.keep_checkpoints)
+    return _export(run, progress, val_loss, train_loss, run.started_at)
+
+
+def _export(run: Run, progress: Progress, val_loss: float | None, train_loss: float, started_at: str) -> dict:
+    """Both LoRA formats and the sample images of the current weights; returns the manifest row.
+
+    Leaves every RNG as it found it, so training after a resume that redoes this step's exports
+    continues exactly as after an uninterrupted save.
+    """
+    p, out, name = run.p, run.out, f"step-{progress.step:08d}"
+    rng = run.rng.dump()
     states, dtype = lora_state_dicts(run.pipe), WEIGHT_DTYPE[p.mixed_precision]
-    kohya = save_kohya(out / f"{p.output_name}-{name}.safetensors", states, p.alpha, dtype, _ss_info(run, progress))
+    info = {**_ss_info(run, progress), "training_started_at": started_at}
+    kohya = save_kohya(out / f"{p.output_name}-{name}.safetensors", states, p.alpha, dtype, info)
     write_sidecar(kohya, p, step=progress.step)
     diffusers_dir = save_diffusers(out / "diffusers" / name, states, adapter_configs(run.pipe), dtype)
     prompts = [fill_prompt(x, run.data.trigger) for x in p.sample_prompts]
     samples = sample_images(run.pipe, prompts, p.sample_seeds, p.resolution, p.sample_steps, p.sample_guidance,
                             out / "samples" / name)  # fmt: skip
+    run.rng.load(rng)
     return {"step": progress.step, "epoch": progress.epoch, "kohya": str(kohya), "diffusers": str(diffusers_dir),
             "train_loss": train_loss, "val_loss": val_loss, "samples": samples}  # fmt: skip
 
@@ -208,12 +222,26 @@ def archive_previous_run(out: Path) -> Path | None:
 
 
 def resume_or_start(run: Run, state: Path | None) -> Progress:
-    """Restore a saved state, or start fresh (archiving an earlier run); the manifest keeps rows up to the step."""
-    if state is None:
+    """Restore a saved state, or start fresh (archiving an earlier run); the manifest keeps rows up to the step.
+
+    Temp files a killed process left are removed first; when the kill came between the state and the
+    manifest row, the resumed step's exports and row are written now, before training goes on.
+    """
+    main = run.accelerator.is_main_process
+    if main:
+        remove_stale_temps(run.out, run.p.output_name)
+    if state is None and main:
         archive_previous_run(run.out)
     progress = load_state(state, run.pipe, run.optimizer, run.lr_scheduler, run.rng) if state else Progress()
+    if not main:
+        return progress
     rows = [r for r in read_jsonl(run.out / MANIFEST) if r["step"] <= progress.step] if state else []
     write_jsonl(run.out / MANIFEST, rows)
+    if state is not None and progress.step > 0 and not any(r["step"] == progress.step for r in rows):
+        info = saved_info(state)
+        row = _export(run, progress, info.get("val_loss"), info.get("train_loss"),
+                      info.get("started_at", run.started_at))  # fmt: skip
+        append_jsonl(run.out / MANIFEST, row)
     return progress
 
 
