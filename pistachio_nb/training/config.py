@@ -1,8 +1,8 @@
 """Checks that need the machine or the previous run, done before any weights load.
 
 Static contradictions (e.g. cached text embeddings with text-encoder training) are refused by
-`TrainingParams` itself; here: precision and optimizer vs the device found, and a resume whose
-settings would silently change the run being continued.
+`TrainingParams` itself; here: precision and optimizer vs the device found, a resume whose
+settings would silently change the run being continued, and a resolution above the dataset's buckets.
 """
 
 from __future__ import annotations
@@ -46,3 +46,12 @@ def check_resume(p: TrainingParams, saved: dict, state: str, dataset_fingerprint
             f"cannot resume {state}: settings differ from the run that saved it:\n  " + "\n  ".join(diffs),
             fix="restore those settings to continue that run, or set resume: '' to start a new one",
         )
+
+
+def upscale_warning(p: TrainingParams, base_resolution: int) -> str | None:
+    """A warning when `resolution` is above the dataset's bucket base: every image would be upscaled."""
+    if p.resolution <= base_resolution:
+        return None
+    return (f"resolution {p.resolution} is above the dataset's bucket base {base_resolution}: every image is upscaled "
+            f"{p.resolution / base_resolution:.2f}x (e.g. {base_resolution}x{base_resolution} -> {p.resolution}x{p.resolution}), "
+            f"which adds blur, not detail; rebuild 01_dataset at base_resolution {p.resolution} or set resolution: {base_resolution}")  # fmt: skip

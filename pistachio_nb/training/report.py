@@ -38,6 +38,8 @@ def sample_grid(lora_dir: str | Path):
     rows = read_jsonl(Path(lora_dir) / MANIFEST)
     if not rows:
         return image_grid([[None]], title="no checkpoints yet")
+    if not rows[0]["samples"]:
+        return image_grid([[None]], title="no sample prompts: sample_prompts is empty, so no samples were made")
     cols = [f"{s['prompt'][:22]} / seed {s['seed']}" for s in rows[0]["samples"]]
     images = [[s["file"] for s in r["samples"]] for r in rows]
     return image_grid(images, row_labels=[f"step {r['step']}" for r in rows], col_labels=cols)

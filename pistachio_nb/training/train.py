@@ -14,7 +14,7 @@ import pandas as pd
 from ..files import atomic_path, read_jsonl, write_sidecar
 from ..models import pick_device, resolve_model
 from .checkpoint import find_state, saved_params
-from .config import check_device, check_resume
+from .config import check_device, check_resume, upscale_warning
 from .data import fingerprint, load_dataset
 from .logs import TrainLog
 from .loop import MANIFEST, resume_or_start, run_loop, setup_run, steps_per_epoch, total_steps
@@ -35,6 +35,7 @@ class TrainResult:
     seconds: float
     vram: VramPlan
     checkpoints: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what was warned before training (upscaling, VRAM)
 
     def summary(self) -> pd.DataFrame:
         """One row per checkpoint: step, losses and the two exported files."""
@@ -56,6 +57,8 @@ def dataset_summary(p: TrainingParams) -> pd.DataFrame:
         "optimizer steps per epoch": steps_per_epoch(data, p),
         "optimizer steps in total": total_steps(data, p),
     }
+    if upscale := upscale_warning(p, data.base_resolution):
+        rows["WARNING: upscaled"] = upscale
     return pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows))
 
 
@@ -76,12 +79,15 @@ def train_lora(p: TrainingParams) -> TrainResult:
     check_device(p, pick_device())
     out = p.ws.lora
     data = load_dataset(p.ws.dataset, p.resolution)
+    notes = [m for m in [upscale_warning(p, data.base_resolution)] if m]
     state = find_state(out / "state", p.resume)
     if state is not None:
         check_resume(p, saved_params(state), str(state), fingerprint(data.train))
     vram = vram_plan(p)
     if vram.fits is False:
-        warnings.warn(vram.message, stacklevel=2)
+        notes.append(vram.message)
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
     run = setup_run(p, data, out)
     progress = resume_or_start(run, state)
     run.featurizer.warm(data.train + data.validation + run.classes)
@@ -99,4 +105,4 @@ def train_lora(p: TrainingParams) -> TrainResult:
         with atomic_path(final) as tmp:
             shutil.copyfile(rows[-1]["kohya"], tmp)
         write_sidecar(final, p, step=rows[-1]["step"])
-    return TrainResult(out, final, progress.step, run.total_steps, state, time.perf_counter() - t0, vram, rows)
+    return TrainResult(out, final, progress.step, run.total_steps, state, time.perf_counter() - t0, vram, rows, notes)

@@ -1,15 +1,19 @@
 """Estimate GPU memory for a training config before loading any weights, and warn when it will not fit.
 
 Parameter counts come from the model configs instantiated on the meta device (no weights read);
-activation memory is scaled from a measured reference, so treat the total as +-25%.
+activation memory is scaled from a measured reference, so treat the total as +-25%. The same meta
+models check the LoRA target names: an unknown one, or a plan with 0 LoRA parameters, is a ParamsError.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 import pandas as pd
 import torch
+
+from ..errors import ParamsError
 
 GB = 1024**3
 BYTES = {"no": 4, "fp16": 2, "bf16": 2}
@@ -55,14 +59,40 @@ def meta_counts(resolved: str, rank: int, unet_targets: list[str], text_targets:
             "text_encoder_2": CLIPTextModelWithProjection(AutoConfig.from_pretrained(resolved, subfolder="text_encoder_2")),
         }  # fmt: skip
     counts = {name: sum(p.numel() for p in m.parameters()) for name, m in modules.items()}
-    for name, targets in (("unet", unet_targets), ("text_encoders", text_targets)):
+    for name, targets, field in (("unet", unet_targets, "target_modules"),
+                                 ("text_encoders", text_targets, "text-encoder LoRA targets (training.sdxl.TEXT_ENCODER_TARGETS)")):
         owners = [modules["unet"]] if name == "unet" else [modules["text_encoder"], modules["text_encoder_2"]]
-        counts[f"lora_{name}"] = sum(
-            lora_size(layer, rank)
-            for owner in owners for path, layer in owner.named_modules()
-            if any(path == t or path.endswith("." + t) for t in targets)
-        )  # fmt: skip
+        layers = [(path, layer) for owner in owners for path, layer in owner.named_modules()]
+        check_targets(field, targets, layers)
+        counts[f"lora_{name}"] = sum(lora_size(layer, rank) for path, layer in layers if _matches(path, targets))
     return counts
+
+
+def _matches(path: str, targets: list[str]) -> bool:
+    """PEFT's rule for a list of target_modules: the module path equals a target or ends in '.' + target."""
+    return any(path == t or path.endswith("." + t) for t in targets)
+
+
+def check_targets(field: str, targets: list[str], layers: list[tuple[str, torch.nn.Module]]) -> None:
+    """Refuse targets that match no module, or only modules LoRA cannot adapt, naming close real names."""
+    unknown = [t for t in targets if not any(_matches(path, [t]) for path, _ in layers)]
+    if unknown:
+        hints = []
+        for t in unknown:
+            depth = t.count(".") + 1
+            names = sorted({".".join(path.split(".")[-depth:]) for path, _ in layers if path.count(".") + 1 >= depth})
+            close = difflib.get_close_matches(t, names, n=3, cutoff=0.6)
+            hints.append(f"{t!r} (did you mean {', '.join(map(repr, close))}?)" if close else repr(t))
+        raise ParamsError(
+            f"{field}: no module of the model is named {', '.join(hints)}",
+            fix=f"use names of the model's Linear/Conv2d layers, e.g. 'to_q', 'to_k', 'to_v', 'to_out.0' in {field}",
+        )
+    unfit = [t for t in targets if not any(_matches(path, [t]) and lora_size(layer, 1) for path, layer in layers)]
+    if unfit:
+        raise ParamsError(
+            f"{field}: {', '.join(map(repr, unfit))} name only modules that are neither Linear nor Conv2d (LoRA adapts those)",
+            fix=f"name the layers inside them in {field}, e.g. 'to_q' instead of 'attn1', 'to_out.0' instead of 'to_out'",
+        )
 
 
 def lora_size(layer: torch.nn.Module, rank: int) -> int:
@@ -80,6 +110,12 @@ def plan_vram(counts: dict[str, int], *, resolution: int, batch_size: int, mixed
               train_text_encoder: bool, optimizer: str, gpu_gb: float | None) -> VramPlan:  # fmt: skip
     """The memory table for one config; `gpu_gb` None means no GPU to compare with."""
     wbytes = BYTES[mixed_precision]
+    if counts["lora_unet"] == 0:
+        raise ParamsError("target_modules: the VRAM plan counts 0 LoRA parameters in the UNet: there would be nothing to train",
+                          fix="name the UNet's Linear/Conv2d layers in target_modules, e.g. 'to_q', 'to_k', 'to_v', 'to_out.0'")  # fmt: skip
+    if train_text_encoder and counts["lora_text_encoders"] == 0:
+        raise ParamsError("train_text_encoder: the VRAM plan counts 0 LoRA parameters in the text encoders",
+                          fix="set train_text_encoder: false, or fix training.sdxl.TEXT_ENCODER_TARGETS")  # fmt: skip
     lora = counts["lora_unet"] + (counts["lora_text_encoders"] if train_text_encoder else 0)
     state_bytes = 2 if optimizer == "adamw8bit" else 8  # two moments, 1 or 4 bytes each
     act_scale = batch_size * resolution**2 / REF_PIXELS * counts["unet"] / REF_UNET_PARAMS
