@@ -26,6 +26,7 @@ from .errors import ParamsError, PistachioError, ServiceError, WorkspaceLockedEr
 from .files import write_json, write_text
 from .params import NotebookParams
 from .paths import repo_root, resolve
+from .procgroup import signal_group, stop_groups
 from .profiles import Profile, load_profile, parse_sets, resolve_values
 from .secrets import scrub, scrub_data
 
@@ -289,7 +290,7 @@ def run_notebooks(target: str, params_file: str | Path, sets: list[str] | None =
                 if res.status != "ok":
                     break
         except RunSignalled as sig:
-            stop_process_groups(sig.groups)  # whatever the kernel left, before the lock is released
+            stop_groups(sig.groups)  # whatever the kernel left, before the lock is released
             write_json(summary_path, summary(profile, run_dir, results))
             name = signal.Signals(sig.signum).name
             echo(f"  interrupted by {name}; partial rendering and summary in {run_dir}")
@@ -333,7 +334,7 @@ def interrupt_on_signals() -> Iterator[None]:
         fired.append(signum)
         groups = kernel_process_groups()
         for pgid in groups:
-            _signal_group(pgid, signal.SIGTERM)
+            signal_group(pgid, signal.SIGTERM)
         raise RunSignalled(signum, groups)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -356,41 +357,6 @@ def kernel_process_groups() -> list[int]:
         except (OSError, ValueError):
             continue
     return groups
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _group_alive(pgid: int) -> bool:
-    """A process of the group still runs (zombies waiting for a reaper do not count)."""
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
-        except (OSError, ValueError):
-            continue
-        if int(pgrp) == pgid and state not in ("Z", "X"):
-            return True
-    return not Path("/proc/self/stat").exists()
-
-
-def stop_process_groups(groups: list[int], grace_s: float = 5.0) -> None:
-    """SIGTERM each group, SIGKILL what is still there after `grace_s` (what systemd does when stopping a unit)."""
-    for pgid in groups:
-        _signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while any(_group_alive(g) for g in groups) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for pgid in groups:
-        if _group_alive(pgid):
-            _signal_group(pgid, signal.SIGKILL)
 
 
 def save_interrupted(notebook: Path, run_dir: Path, seconds: float, signum: int) -> NotebookResult:

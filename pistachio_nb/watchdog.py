@@ -8,7 +8,6 @@ stops that whole process group (a wrapper script's server and anything else it f
 from __future__ import annotations
 
 import ctypes
-import os
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 import requests
 
 from .files import append_jsonl, read_jsonl
+from .procgroup import group_alive, signal_group
 from .secrets import scrub
 
 CRASH_LOG = "setup/comfyui-crashes.jsonl"  # below the workspace: `pistachio watchdog` writes it, health reads it
@@ -80,42 +80,18 @@ class Child:
         so a grandchild it left (`sleep 1000 &`) does not outlive it, once per restart.
         """
         deadline = time.monotonic() + timeout
-        _signal_group(self.proc.pid, signal.SIGTERM)
+        signal_group(self.proc.pid, signal.SIGTERM)
         try:
             self.proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             pass
-        while _group_alive(self.proc.pid) and time.monotonic() < deadline:
+        while group_alive(self.proc.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if self.proc.poll() is None or _group_alive(self.proc.pid):
-            _signal_group(self.proc.pid, signal.SIGKILL)
+        if self.proc.poll() is None or group_alive(self.proc.pid):
+            signal_group(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
         self._reader.join(2.0)
         return self.proc.returncode
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    """Signal every process of the group the child leads (its pid is the group id); gone already is fine."""
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _group_alive(pgid: int) -> bool:
-    """True while a process of the group is alive (zombies waiting for a reaper do not count)."""
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    for stat in Path("/proc").glob("[0-9]*/stat"):  # Linux: look past zombies; elsewhere trust killpg
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return not Path("/proc/self/stat").exists()
 
 
 def answers(url: str, timeout: float) -> bool:
