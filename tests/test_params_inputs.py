@@ -25,7 +25,11 @@ def _profile(tmp_path, body: str):
     ("00_setup", "models_manifest", "file"),
 ])
 def test_missing_input_stops_run_all_before_the_first_notebook(tmp_path, section, field, kind):
-    profile = _profile(tmp_path, f"{section}:\n  {field}: {tmp_path / 'missing'}\n")
+    (tmp_path / "photos").mkdir(), (tmp_path / "kb").mkdir(), (tmp_path / "prompts.csv").write_text("prompt\nx\n")
+    inputs = {"01_dataset": ("source_dir", tmp_path / "photos"), "07_knowledge_audit": ("kb_root", tmp_path / "kb"),
+              "06_batch_generation": ("prompts_file", tmp_path / "prompts.csv"), "00_setup": ("models_manifest", None)}
+    inputs[section] = (field, tmp_path / "missing")  # every other input exists: this one alone stops the run
+    profile = _profile(tmp_path, "".join(f"{s}:\n  {f}: {'null' if v is None else v}\n" for s, (f, v) in inputs.items()))
     with pytest.raises(ParamsError, match=rf"\[{section}\][\s\S]*{field}: .*missing is not an existing {kind}"):
         run_notebooks("all", profile, runs_root=tmp_path / "runs", echo=lambda s: None)
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("*.ipynb"))
