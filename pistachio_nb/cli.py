@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .errors import EnvDriftError, ParamsError, PistachioError, WorkspaceLockedError
 from .runner import EXIT_DRIFT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_PARAMS, RunInterruptedError
@@ -13,7 +14,7 @@ from .secrets import scrub
 def cmd_run(args: argparse.Namespace) -> int:
     from .runner import run_notebooks
 
-    result = run_notebooks(args.notebook, args.params, args.set, lock_wait_s=args.wait)
+    result = run_notebooks(args.notebook, args.params, args.set, runs_root=args.runs_dir, lock_wait_s=args.wait)
     failed = [r for r in result.results if r.status == "failed"]
     print(f"{'FAILED' if failed else 'ok'}: run folder {result.run_dir}")
     return exit_code_for(failed[0].error_type) if failed else EXIT_OK
@@ -48,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("notebook", help="notebook name (e.g. 01_dataset) or 'all'")
     run.add_argument("--params", required=True, help="params profile, e.g. params/demo.yaml")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one parameter (repeatable)")
+    run.add_argument("--runs-dir", type=Path, default=None, metavar="DIR",
+                     help="where run folders go (default: outputs/runs in the repo)")
     run.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                      help="when another run holds the workspace, wait this long for it (default: refuse at once, exit 75)")
     run.set_defaults(func=cmd_run)

@@ -23,7 +23,8 @@ def test_failing_cell_exception_gives_its_exit_code(tmp_path, raise_line, code):
     nb = write_notebook(tmp_path / "nb" / "00_setup.ipynb", SETUP_PARAMS, raise_line)
     profile = tmp_path / "p.yaml"
     profile.write_text(f"common:\n  workspace: {tmp_path / 'ws'}\n")
-    assert main(["run", str(nb), "--params", str(profile)]) == code
+    assert main(["run", str(nb), "--params", str(profile), "--runs-dir", str(tmp_path / "runs")]) == code
+    assert len(list((tmp_path / "runs").glob("*/00_setup.html"))) == 1  # the failing run is still rendered there
 
 
 def test_unknown_or_missing_error_type_is_a_plain_failure():
@@ -39,7 +40,8 @@ def test_cli_run_stopped_by_sigterm_exits_143_like_a_shell_says(tmp_path):
     nb = write_notebook(tmp_path / "nb" / "00_setup.ipynb", SETUP_PARAMS, "import time\ntime.sleep(120)")
     profile = tmp_path / "p.yaml"
     profile.write_text(f"common:\n  workspace: {tmp_path / 'ws'}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "pistachio_nb.cli", "run", str(nb), "--params", str(profile)],
+    proc = subprocess.Popen([sys.executable, "-m", "pistachio_nb.cli", "run", str(nb), "--params", str(profile),
+                             "--runs-dir", str(tmp_path / "runs")],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert "running 00_setup" in proc.stdout.readline()

@@ -192,11 +192,13 @@ def test_two_demo_runs_at_once_both_succeed(tmp_path):
     """Two `pistachio run` of the demo profile side by side: their services take free ports, the second waits."""
     shared, own = tmp_path / "shared", tmp_path / "own"
     cmds = [[sys.executable, "-m", "pistachio_nb.cli", "run", "00_setup", "--params", "params/demo.yaml",
-             "--set", f"workspace={ws}", "--wait", "300"] for ws in (shared, shared, own)]
+             "--set", f"workspace={ws}", "--wait", "300", "--runs-dir", str(tmp_path / "runs")]
+            for ws in (shared, shared, own)]
     procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for cmd in cmds]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outputs
     assert all(out.strip().splitlines()[-1].startswith("ok: run folder") for out in outputs)
+    assert len(list((tmp_path / "runs").glob("*/summary.json"))) == 3  # three run folders, none in the repo
     for ws in (shared, own):
         health = pd.read_csv(ws / "setup" / "health.csv").set_index("check")["status"]
         assert health["ComfyUI reachable"] == "PASS" and "FAIL" not in set(health)

@@ -79,7 +79,8 @@ def test_notebook_run_with_unknown_target_module_exits_2_naming_the_field(tmp_pa
     profile = tmp_path / "p.yaml"
     profile.write_text(f"common:\n  workspace: {tmp_path / 'ws'}\n")
     notebook = str(repo_root() / "notebooks" / "03_training.ipynb")
-    assert main(["run", notebook, "--params", str(profile), "--set", "target_modules=[to_qq]"]) == EXIT_PARAMS
+    assert main(["run", notebook, "--params", str(profile), "--set", "target_modules=[to_qq]",
+                 "--runs-dir", str(tmp_path / "runs")]) == EXIT_PARAMS
     out = capsys.readouterr()
     assert "target_modules" in out.out + out.err and "to_qq" in out.out + out.err
     assert not (tmp_path / "ws" / "lora" / "state").exists()
