@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -65,10 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--pins", default="requirements-pinned.txt")
     check.set_defaults(func=cmd_check_env)
 
-    from .setup_cli import add_setup_commands  # health, models, workflows pull, watchdog
-
-    add_setup_commands(sub)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name, __package__).add_commands(sub)
     return parser
+
+
+# Each module adds its own verbs with `add_commands(subparsers)`; it must import only argparse-level
+# code at top level (heavy imports inside the handlers) so that `pistachio --help` stays fast.
+COMMAND_MODULES = (".setup_cli",)  # health, models, workflows pull, watchdog
 
 
 # most specific first: the exit code tells cron what went wrong

@@ -87,7 +87,7 @@ def _profile_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one 00_setup parameter")
 
 
-def add_setup_commands(sub) -> None:
+def add_commands(sub) -> None:
     """Register the 00_setup subcommands on the `pistachio` parser's subparsers."""
     health = sub.add_parser("health", help="the 00_setup checks (downloads, workflow pull, health table); exit 1 on any FAIL")
     _profile_args(health)
