@@ -13,7 +13,7 @@ from .params import NotebookParams, all_params_models, params_model_for
 from .secrets import refuse_secret_keys
 from .yaml_load import StrictYAMLError, load_strict, shorten
 
-RESERVED = ("common", "services")  # top-level keys that are not notebook sections
+RESERVED = ("common", "services", "serve")  # top-level keys that are not notebook sections (serve: the generation API)
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class Profile:
     common: dict[str, Any]
     sections: dict[str, dict[str, Any]]
     services: dict[str, Any] = field(default_factory=dict)
+    serve: dict[str, Any] = field(default_factory=dict)  # `pistachio serve` settings (pistachio_nb.serve.params)
 
     @property
     def name(self) -> str:
@@ -46,7 +47,7 @@ def load_profile(path: str | Path) -> Profile:
             raise ParamsError(f"{path}: section {shorten(repr(key), 80)} must be a mapping, got {type(value).__name__}")
         refuse_secret_keys(value, f"{path} [{key}]")
         if key not in RESERVED and key not in known and value:
-            raise ParamsError(f"{path}: unknown section {shorten(repr(key), 80)}", fix=f"sections are common, services, {', '.join(sorted(known))}")
+            raise ParamsError(f"{path}: unknown section {shorten(repr(key), 80)}", fix=f"sections are common, services, serve, {', '.join(sorted(known))}")
         if key not in RESERVED and value:
             sections[key] = value
     all_fields = {f for model in known.values() for f in model.model_fields}
@@ -54,7 +55,7 @@ def load_profile(path: str | Path) -> Profile:
     for key in common:
         if key not in all_fields:
             raise ParamsError(f"{path} [common]: unknown parameter {shorten(repr(key), 80)}: no notebook has such a field")
-    return Profile(path, dict(common), sections, dict(data.get("services") or {}))
+    return Profile(path, dict(common), sections, dict(data.get("services") or {}), dict(data.get("serve") or {}))
 
 
 def parse_sets(items: list[str] | None) -> dict[str, Any]:

@@ -13,7 +13,10 @@ its own retry schedule instead of waiting for a dead server to return (the bound
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +27,17 @@ from tqdm.auto import tqdm
 from ..comfy.errors import ComfyConnectionError, ComfyTimeoutError
 from ..files import write_bytes
 from .jobs import Job
-from .manifest import Manifest
 from .pngmeta import a1111_parameters, with_text
 
 RETRYABLE = (ComfyConnectionError, ComfyTimeoutError)
+FEED_POLL_SECONDS = 0.05  # how often a fed scheduler (the generation API) looks for new jobs when idle
 REST_CAP_SECONDS = 30.0  # longest wait before a job's retry or a dead server's next probe (unless backoff_seconds is longer)
+
+
+class StateLog(Protocol):
+    """Where every job state change goes: the batch's JSONL manifest, or the generation API's job store."""
+
+    def record(self, job_id: str, /, **fields: Any) -> Any: ...
 
 
 class Backend(Protocol):
@@ -69,6 +78,7 @@ class Pending:
     resume: tuple[str, str] | None = None  # (server, prompt_id) of a prompt an earlier run left queued
     probe: bool = False  # this attempt went to a server that had failed (half-open)
     stranded: float | None = None  # since when this due job has found no live server
+    failed: bool = False  # ended failed (for the progress bar's counts)
 
 
 def pick_target(targets: list[Target], backend: Backend, now: float, prefer: str | None = None) -> Target | None:
@@ -85,14 +95,18 @@ def pick_target(targets: list[Target], backend: Backend, now: float, prefer: str
 
 @dataclass
 class Scheduler:
-    manifest: Manifest
+    manifest: StateLog
     images_dir: Path
     retries: int
     backoff: float
     meta: dict[str, Any] = field(default_factory=dict)  # batch settings recorded in every PNG
 
-    def run(self, work: list[Pending], targets: list[Target]) -> None:
+    def run(self, work: list[Pending], targets: list[Target], feed: Callable[[], list[Pending]] | None = None,
+            stop: threading.Event | None = None) -> None:
         """Run until every job is done or failed; connection problems are retried with capped exponential backoff.
+
+        With `feed` (the generation API), new jobs are taken from it whenever a slot may be free, and the loop runs
+        until `stop` is set; the jobs still in flight then are left to their threads (their state is in the log).
 
         Bound: with every server of its backend dead, a job fails after `retries` + 1 attempts. Before attempt
         k (k = 1..retries+1) it waits its delay min(backoff * 2**(k-2), cap) (none before the first) and then at
@@ -101,10 +115,17 @@ class Scheduler:
         connect timeout). So at most (2 * retries + 1) * cap + (retries + 1) * 3.05 s; for the demo's 3 retries at
         1 s that is 22 s + 12 s, for the pod's 5 retries at 10 s 270 s + 18 s. Live servers take the jobs meanwhile.
         """
-        self._bar, self._targets = tqdm(total=len(work), desc="batch", unit="job"), targets
+        self._bar, self._targets, self._outcomes = tqdm(total=len(work), desc="batch", unit="job"), targets, Counter()
         running: dict[Future, tuple[Pending, Target]] = {}
-        with ThreadPoolExecutor(max_workers=max(1, sum(t.capacity for t in targets))) as pool:
-            while work or running:
+        fed = feed is not None
+        stop = stop or threading.Event()
+        pool = ThreadPoolExecutor(max_workers=max(1, sum(t.capacity for t in targets)))
+        try:
+            while (work or running or fed) and not (fed and stop.is_set()):
+                if fed and sum(t.capacity for t in targets) > len(running):
+                    new = feed()
+                    work += new
+                    self._bar.total += len(new)
                 now = time.monotonic()
                 for item in [w for w in work if w.ready_at <= now]:
                     target = pick_target(targets, item.backend, now, item.resume[0] if item.resume else None)
@@ -126,15 +147,21 @@ class Scheduler:
                          + [tg.down_until for tg in targets])
                 wake = [x for x in times if x > now]  # the next moment a waiting job or a resting server is due
                 timeout = max(0.01, min(wake) - now) if wake else None
+                if fed:
+                    timeout = min(timeout or FEED_POLL_SECONDS, FEED_POLL_SECONDS)
                 finished, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
+                if not running and fed:
+                    stop.wait(timeout)
                 for fut in finished:
                     item, target = running.pop(fut)
                     target.busy -= 1
                     if self._settle(item, target, fut.exception()):
                         work.append(item)
                     else:
-                        self._progress()
-        self._bar.close()
+                        self._progress(item)
+        finally:
+            pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
+            self._bar.close()
 
     def _cap(self) -> float:
         return max(REST_CAP_SECONDS, self.backoff)
@@ -143,10 +170,10 @@ class Scheduler:
         """How long a due job waits for a dead server to come back before that wait counts as a failed attempt."""
         return min(self.backoff * 2 ** item.attempts, self._cap())
 
-    def _progress(self) -> None:
+    def _progress(self, item: Pending) -> None:
+        self._outcomes["failed" if item.failed else "done"] += 1
         self._bar.update(1)
-        states = [r.get("state") for r in self.manifest.latest.values()]
-        self._bar.set_postfix(done=states.count("done"), failed=states.count("failed"))
+        self._bar.set_postfix(done=self._outcomes["done"], failed=self._outcomes["failed"])
 
     def _refuse(self, item: Pending, work: list[Pending], targets: list[Target]) -> None:
         """No server of the job's backend came back within the job's patience: a failed attempt."""
@@ -156,7 +183,7 @@ class Scheduler:
                                      fix="start ComfyUI on the pod, or fix `servers`")
         if not self._settle(item, None, error):
             work.remove(item)
-            self._progress()
+            self._progress(item)
 
     def _settle(self, item: Pending, target: Target | None, error: BaseException | None) -> bool:
         """Record the attempt's end; True when the job goes back in the queue for another try."""
@@ -182,6 +209,7 @@ class Scheduler:
                                  attempts=item.attempts)
             return True
         self.manifest.record(item.job.job_id, state="failed", error=_short(error), attempts=item.attempts)
+        item.failed = True
         return False
 
     def _attempt(self, item: Pending, target: Target) -> None:
