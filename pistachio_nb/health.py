@@ -25,6 +25,7 @@ from .workflow_convert import workflow_node_classes
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 PACKAGE_WORKFLOWS = Path(__file__).resolve().parent / "workflows"
 GiB = 2**30
+POD_VOLUME = Path("/workspace")  # where RunPod and most GPU clouds mount the persistent network volume
 
 
 class HealthCheckError(PistachioError, RuntimeError):
@@ -97,10 +98,8 @@ def check_disk(path: Path, label: str, min_free_gb: float) -> Row:
     return Row(status, f"disk: {label}", found, fix)
 
 
-def check_writable(path: Path, label: str, create: bool) -> Row:
-    """Write and remove a probe file (the folder is created only when it is ours to create)."""
-    if create:
-        path.mkdir(parents=True, exist_ok=True)
+def check_writable(path: Path, label: str) -> Row:
+    """Write and remove a probe file in an existing folder; never creates the folder (that would hide a missing mount)."""
     if not path.is_dir():
         return Row(FAIL, f"writable: {label}", f"{path} does not exist", "create it, or fix the path in params")
     probe = path / f".pistachio-probe-{os.getpid()}"
@@ -110,6 +109,26 @@ def check_writable(path: Path, label: str, create: bool) -> Row:
     except OSError as err:
         return Row(FAIL, f"writable: {label}", f"{path}: {err.strerror}", "fix the folder's owner/permissions or the volume mount")
     return Row(PASS, f"writable: {label}", str(path))
+
+
+def check_volume(path: Path, volume: Path = POD_VOLUME, system_root: Path = Path("/")) -> list[Row]:
+    """A workspace below the pod's volume path must be on a mounted volume, not on the container disk.
+
+    An unmounted network volume leaves `/workspace` a plain folder of `/`: writes succeed, and vanish with the
+    container. No row when the workspace is not below `volume` (the demo, a laptop).
+    """
+    path = Path(os.path.abspath(path))
+    if not (path.is_relative_to(volume) or Path(os.path.realpath(path)).is_relative_to(volume)):
+        return []
+    check = f"workspace on the volume ({volume})"
+    if not volume.is_dir():
+        return [Row(FAIL, check, f"{volume} does not exist: no volume is mounted there",
+                    f"attach the pod's network volume at {volume}, or set workspace to where it is mounted")]
+    if not os.path.ismount(volume) and volume.stat().st_dev == system_root.stat().st_dev:
+        return [Row(FAIL, check, f"{volume} is a plain folder on the same filesystem as {system_root} (the container disk)",
+                    f"attach the pod's network volume at {volume} (pod settings) before any run: data written now is "
+                    "lost with the container")]
+    return [Row(PASS, check, f"{volume} is a mount of its own (device {volume.stat().st_dev})")]
 
 
 def check_comfy(client: ComfyClient) -> tuple[Row, bool]:
@@ -187,7 +206,7 @@ def check_crashes(crash_log: Path) -> Row:
 
 def health_report(params: Any) -> pd.DataFrame:
     """Run every check for a validated SetupParams; one row per check: status, check, found, fix."""
-    ws = params.ws.root
+    ws = resolve(params.workspace)  # not params.ws: that creates the folder this checks
     models_dir, output_dir = resolve(params.comfy_models_dir), resolve(params.comfy_output_dir)
     rows = [guarded("packages match pins", check_pins, resolve(params.pins_file), params.fail_on_drift),
             *check_gpu(params.require_gpu),
@@ -204,7 +223,7 @@ def health_report(params: Any) -> pd.DataFrame:
             needed = sorted(params.required_models)
         listings = {f: model_listing(client, f) if up else None for f in {rel.split("/", 1)[0] for rel in needed}}
         rows += [check_model_file(rel, models_dir, listings[rel.split("/", 1)[0]]) for rel in needed]
-    rows += [check_writable(ws, "workspace", create=True), check_writable(output_dir, "ComfyUI output", create=False),
+    rows += [*check_volume(ws), check_writable(ws, "workspace"), check_writable(output_dir, "ComfyUI output"),
              check_crashes(ws / CRASH_LOG)]
     return pd.DataFrame([r.__dict__ for r in rows], columns=["status", "check", "found", "fix"])
 

@@ -123,10 +123,12 @@ def test_required_models_adds_manifest_entries(tmp_path):
 
 
 def test_writable_pass_missing_and_unwritable(tmp_path):
-    assert health.check_writable(tmp_path / "ws", "workspace", create=True).status == "PASS"
+    (tmp_path / "ws").mkdir()
+    assert health.check_writable(tmp_path / "ws", "workspace").status == "PASS"
     assert not list((tmp_path / "ws").iterdir())  # the probe file is gone
-    assert health.check_writable(tmp_path / "nope", "output", create=False).status == "FAIL"
-    row = health.check_writable(__import__("pathlib").Path("/proc/self"), "proc", create=False)
+    row = health.check_writable(tmp_path / "nope", "output")
+    assert row.status == "FAIL" and "does not exist" in row.found and not (tmp_path / "nope").exists()  # never created
+    row = health.check_writable(__import__("pathlib").Path("/proc/self"), "proc")
     assert row.status == "FAIL" and "/proc/self" in row.found  # a real OS refusal, even as root
 
 
@@ -152,6 +154,7 @@ def setup_params(tmp_path, url: str, **over) -> SetupParams:
 
 def test_health_report_and_exit_code(tmp_path, server):
     (tmp_path / "out").mkdir()
+    (tmp_path / "ws").mkdir()
     (tmp_path / "models" / "loras").mkdir(parents=True)
     (tmp_path / "models" / "loras" / "character.safetensors").write_bytes(b"weights")
     p = setup_params(tmp_path, server.url, required_models=["loras/character.safetensors"])
