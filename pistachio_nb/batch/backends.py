@@ -15,7 +15,8 @@ from typing import Any
 
 from ..comfy.client import ComfyClient
 from ..comfy.errors import ComfyConnectionError, PromptLostError
-from ..comfy.workflow import check_workflow, fill, load_workflow
+from ..comfy.bindings import check_bindings, given
+from ..comfy.workflow import check_workflow, fill, load_workflow, workflow_bindings
 from .jobs import Job
 
 
@@ -28,7 +29,7 @@ class JobOutput:
 
 @dataclass
 class ComfyBackend:
-    """Jobs as ComfyUI prompts: the workflow template filled per job, spread over `servers`."""
+    """Jobs as ComfyUI prompts: the workflow filled per job through its bindings file, spread over `servers`."""
 
     servers: list[str]
     workflow: str
@@ -44,6 +45,7 @@ class ComfyBackend:
 
     def __post_init__(self) -> None:
         self.template = load_workflow(self.workflow)
+        self.bindings = workflow_bindings(self.workflow)  # read now: a bad bindings file fails before any job
         self.clients = {url.rstrip("/"): ComfyClient(url, timeout=(3.05, self.request_timeout)) for url in self.servers}
 
     @property
@@ -55,21 +57,28 @@ class ComfyBackend:
         return {"backend": self.name, "workflow": Path(self.workflow).name, "checkpoint": self.checkpoint,
                 "lora": self.lora, "steps": self.steps, "cfg": self.cfg}
 
+    def values(self, job: Job) -> dict[str, Any]:
+        """The workflow fields a job sets (None = keep the workflow's own)."""
+        return dict(prompt=job.prompt, negative=job.negative, seed=job.seed, steps=self.steps, cfg=self.cfg,
+                    width=job.width, height=job.height, checkpoint=self.checkpoint, lora=self.lora or None,
+                    lora_strength=job.lora_strength, filename_prefix=f"pistachio/{job.job_id}")
+
     def graph(self, job: Job) -> dict[str, Any]:
-        return fill(self.template, prompt=job.prompt, negative=job.negative, seed=job.seed, steps=self.steps,
-                    cfg=self.cfg, width=job.width, height=job.height, checkpoint=self.checkpoint,
-                    lora=self.lora or None, lora_strength=job.lora_strength, filename_prefix=f"pistachio/{job.job_id}")
+        return fill(self.template, self.bindings, **self.values(job))
 
     def prepare(self, sample: Job) -> list[str]:
-        """Check the filled workflow against every reachable server's /object_info; return the unreachable ones."""
+        """Check the bindings and the filled workflow against every reachable server's /object_info; return the unreachable ones."""
         down = []
+        fields = given(self.values(sample))
         for url, client in self.clients.items():
             try:
                 info = client.object_info()
             except ComfyConnectionError:
                 down.append(url)
                 continue
-            check_workflow(self.graph(sample), info, where=f"workflow {self.workflow!r} on {url}")
+            where = f"workflow {self.workflow!r} on {url}"
+            check_bindings(self.bindings, self.template, fields, info, where=where)
+            check_workflow(self.graph(sample), info, where=where)
         if len(down) == len(self.clients):
             raise ComfyConnectionError(f"no ComfyUI server reachable: {', '.join(down)}",
                                        fix="start ComfyUI on the pod (port 8188) or fix `servers`")

@@ -1,7 +1,7 @@
-"""API-format workflow templates: load from `pistachio_nb/workflows/`, fill fields by node class and title, check.
+"""API-format workflows: load from `pistachio_nb/workflows/` or a path, fill through their bindings, check.
 
-Nodes are found by `class_type` and `_meta.title`, never by hard-coded ids, so a workflow re-exported
-from the ComfyUI editor ("Save (API Format)") keeps working when its node numbers change.
+Nodes are found through the workflow's bindings file (field -> node title or id -> input), never by
+node class, so any graph works, and a re-export from the editor keeps working when node numbers change.
 """
 
 from __future__ import annotations
@@ -10,29 +10,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .bindings import Bindings, assignments, bindings_path, load_bindings
 from .errors import WorkflowError, describe_node_errors
-from .validation import validate_graph
+from .validation import is_link, validate_graph
 
 WORKFLOWS_DIR = Path(__file__).resolve().parent.parent / "workflows"
-
-# field -> (node class, word the node's title must contain or None, input names it sets);
-# the fields every sampling workflow has, then each template's own
-SAMPLER_FIELDS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
-    "prompt": ("CLIPTextEncode", "positive", ("text",)),
-    "negative": ("CLIPTextEncode", "negative", ("text",)),
-    "seed": ("KSampler", None, ("seed",)),
-    "steps": ("KSampler", None, ("steps",)),
-    "cfg": ("KSampler", None, ("cfg",)),
-    "checkpoint": ("CheckpointLoaderSimple", None, ("ckpt_name",)),
-    "lora": ("LoraLoader", None, ("lora_name",)),
-    "lora_strength": ("LoraLoader", None, ("strength_model", "strength_clip")),
-    "filename_prefix": ("SaveImage", None, ("filename_prefix",)),
-}
-TXT2IMG_FIELDS = {
-    **SAMPLER_FIELDS,
-    "width": ("EmptyLatentImage", None, ("width",)),
-    "height": ("EmptyLatentImage", None, ("height",)),
-}
 
 
 def workflow_path(name: str | Path) -> Path:
@@ -62,36 +44,41 @@ def load_workflow(name: str | Path) -> dict[str, Any]:
     return graph
 
 
-def title(node: dict[str, Any]) -> str:
-    return str(node.get("_meta", {}).get("title", ""))
+def workflow_bindings(name: str | Path) -> Bindings:
+    """The bindings file beside a workflow (`x.json` -> `x.bindings.yaml`), loaded strictly."""
+    return load_bindings(bindings_path(workflow_path(name)))
 
 
-def find_node(graph: dict[str, Any], class_type: str, title_word: str | None = None) -> str:
-    """The one node of a class (whose title contains `title_word`, case-insensitive); error if none or several."""
-    ids = [nid for nid, n in graph.items() if n["class_type"] == class_type
-           and (title_word is None or title_word.lower() in title(n).lower())]
-    what = class_type + (f" titled '*{title_word}*'" if title_word else "")
-    if not ids:
-        raise WorkflowError(f"workflow has no {what} node", fix="add it, or set its title in the ComfyUI editor")
-    if len(ids) > 1:
-        raise WorkflowError(f"workflow has {len(ids)} {what} nodes ({', '.join(ids)}); which one is meant is unclear",
-                            fix="give the nodes distinct titles (e.g. 'Positive prompt', 'Negative prompt')")
-    return ids[0]
+def fill(graph: dict[str, Any], bindings: Bindings | None = None, **values: Any) -> dict[str, Any]:
+    """A copy of the graph with each given value (None = keep the graph's) set where the bindings say.
 
+    Without bindings they are guessed from the graph (`bindings_guess`), refusing any field that is ambiguous.
+    """
+    if bindings is None:
+        from .bindings_guess import guessed
 
-def fill(graph: dict[str, Any], fields: dict[str, tuple[str, str | None, tuple[str, ...]]] = TXT2IMG_FIELDS,
-         **values: Any) -> dict[str, Any]:
-    """A copy of the graph with each given value (None = keep the template's) set on its node's inputs."""
+        bindings = guessed(graph, [k for k, v in values.items() if v is not None])
     out = {nid: {**node, "inputs": dict(node.get("inputs", {}))} for nid, node in graph.items()}  # inputs are replaced, never mutated
-    for key, value in values.items():
-        if value is None:
-            continue
-        if key not in fields:
-            raise WorkflowError(f"unknown workflow field {key!r}", fix=f"known: {', '.join(fields)}")
-        class_type, word, inputs = fields[key]
-        node = out[find_node(out, class_type, word)]
-        for name in inputs:
-            node["inputs"][name] = value
+    for node_id, name, value in assignments(bindings, graph, values):
+        out[node_id]["inputs"][name] = value
+    return out
+
+
+def bypass(graph: dict[str, Any], node_id: str) -> dict[str, Any]:
+    """The graph without a pass-through node: an input that read its output reads the node's input of that name.
+
+    E.g. a LoRA loader's MODEL and CLIP go to its consumers' `model` and `clip` inputs, so they read the loader's own.
+    """
+    own = {k: v for k, v in graph[node_id]["inputs"].items() if is_link(v)}
+    out = {nid: {**n, "inputs": dict(n["inputs"])} for nid, n in graph.items() if nid != node_id}
+    for nid, node in out.items():
+        for name, value in node["inputs"].items():
+            if is_link(value) and value[0] == node_id:
+                if name not in own:
+                    raise WorkflowError(f"cannot leave node {node_id} out: node {nid} input {name!r} reads its output "
+                                        f"{value[1]} and node {node_id} has no linked input {name!r} to pass through",
+                                        fix="keep the node in the workflow (e.g. set its strength to 0)")
+                node["inputs"][name] = own[name]
     return out
 
 

@@ -18,19 +18,14 @@ from PIL import Image, ImageOps
 
 from ..comfy.client import ComfyClient, ImageRef
 from ..comfy.errors import ComfyError
-from ..comfy.workflow import SAMPLER_FIELDS, check_workflow, fill, load_workflow
+from ..comfy.bindings import bound_nodes, check_bindings, given
+from ..comfy.workflow import bypass, check_workflow, fill, load_workflow, workflow_bindings
 from ..files import atomic_path, write_sidecar
 from .params import InpaintingParams
 from .paste import Crop, crop_for_model, paste_back
 from .stage import Job, output_name
 
-WORKFLOW = "inpaint_lora"
-# the sampler fields every workflow has, plus the picture to load and the denoise; see comfy.workflow.fill
-INPAINT_FIELDS = {
-    **SAMPLER_FIELDS,
-    "image": ("LoadImage", None, ("image",)),
-    "denoise": ("KSampler", None, ("denoise",)),
-}
+WORKFLOW = "inpaint_lora"  # filled through inpaint_lora.bindings.yaml beside it
 
 
 @dataclass(frozen=True)
@@ -70,24 +65,20 @@ def upload_masked(client: ComfyClient, picture: ImageRef, mask: Image.Image, nam
     return masked
 
 
-def drop_lora(graph: dict[str, Any]) -> dict[str, Any]:
-    """The graph without its LoraLoader: whatever read the LoRA's MODEL/CLIP outputs reads the checkpoint's."""
-    lora_id = next(nid for nid, n in graph.items() if n["class_type"] == "LoraLoader")
-    source = {0: graph[lora_id]["inputs"]["model"], 1: graph[lora_id]["inputs"]["clip"]}
-    out = {nid: n for nid, n in graph.items() if nid != lora_id}
-    for node in out.values():
-        for name, value in node["inputs"].items():
-            if isinstance(value, list) and len(value) == 2 and value[0] == lora_id:
-                node["inputs"][name] = source[value[1]]
-    return out
+def graph_values(p: InpaintingParams, image_name: str, prefix: str) -> dict[str, Any]:
+    """The workflow fields the params set (None = keep the workflow's own)."""
+    return dict(prompt=p.prompt, negative=p.negative_prompt, image=image_name, seed=p.seed, steps=p.steps,
+                cfg=p.guidance_scale, denoise=p.strength, checkpoint=p.comfy_checkpoint, lora=p.comfy_lora or None,
+                lora_strength=p.lora_scale, filename_prefix=prefix)
 
 
 def build_graph(p: InpaintingParams, image_name: str, prefix: str) -> dict[str, Any]:
-    """The inpaint workflow filled from the params (the LoRA node removed when `comfy_lora` is empty)."""
-    graph = fill(load_workflow(WORKFLOW), INPAINT_FIELDS, prompt=p.prompt, negative=p.negative_prompt, image=image_name,
-                 seed=p.seed, steps=p.steps, cfg=p.guidance_scale, denoise=p.strength, checkpoint=p.comfy_checkpoint,
-                 lora=p.comfy_lora or None, lora_strength=p.lora_scale, filename_prefix=prefix)  # fmt: skip
-    return graph if p.comfy_lora else drop_lora(graph)
+    """The inpaint workflow filled from the params (the character LoRA's node left out when `comfy_lora` is empty)."""
+    graph, bindings = load_workflow(WORKFLOW), workflow_bindings(WORKFLOW)
+    filled = fill(graph, bindings, **graph_values(p, image_name, prefix))
+    for node_id in [] if p.comfy_lora else bound_nodes(bindings, graph, "lora"):
+        filled = bypass(filled, node_id)
+    return filled
 
 
 def comfy_name(job: Job, crop: Crop) -> str:
@@ -108,8 +99,11 @@ def comfy_inpaint(p: InpaintingParams, job: Job, crop: Crop) -> ComfyResult:
         picture = client.upload_image(png_bytes(crop_image), f"pistachio_inpaint_{key}.png", subfolder="pistachio")
         masked = upload_masked(client, picture, crop_mask, f"pistachio_inpaint_{key}_masked.png")
         name = f"{masked.subfolder}/{masked.filename}" if masked.subfolder else masked.filename
-        graph = build_graph(job.params, name, f"pistachio/inpaint_{key}")
-        check_workflow(graph, client.object_info(), where=f"workflow {WORKFLOW}")
+        prefix, info = f"pistachio/inpaint_{key}", client.object_info()
+        check_bindings(workflow_bindings(WORKFLOW), load_workflow(WORKFLOW), given(graph_values(job.params, name, prefix)),
+                       info, where=f"workflow {WORKFLOW}")
+        graph = build_graph(job.params, name, prefix)
+        check_workflow(graph, info, where=f"workflow {WORKFLOW}")
         run = client.run(graph, timeout=p.comfy_timeout)
         with Image.open(io.BytesIO(client.view(run.images[0]))) as out:
             generated = out.convert("RGB")
