@@ -100,12 +100,13 @@ class Scheduler:
     retries: int
     backoff: float
     meta: dict[str, Any] = field(default_factory=dict)  # batch settings recorded in every PNG
+    progress: bool = True  # a tqdm bar (off for the API's endless run)
 
-    def run(self, work: list[Pending], targets: list[Target], feed: Callable[[], list[Pending]] | None = None,
+    def run(self, work: list[Pending], targets: list[Target], feed: Callable[[int], list[Pending]] | None = None,
             stop: threading.Event | None = None) -> None:
         """Run until every job is done or failed; connection problems are retried with capped exponential backoff.
 
-        With `feed` (the generation API), new jobs are taken from it whenever a slot may be free, and the loop runs
+        With `feed` (the generation API), `feed(n)` gives up to n new jobs whenever slots are free, and the loop runs
         until `stop` is set; the jobs still in flight then are left to their threads (their state is in the log).
 
         Bound: with every server of its backend dead, a job fails after `retries` + 1 attempts. Before attempt
@@ -115,15 +116,16 @@ class Scheduler:
         connect timeout). So at most (2 * retries + 1) * cap + (retries + 1) * 3.05 s; for the demo's 3 retries at
         1 s that is 22 s + 12 s, for the pod's 5 retries at 10 s 270 s + 18 s. Live servers take the jobs meanwhile.
         """
-        self._bar, self._targets, self._outcomes = tqdm(total=len(work), desc="batch", unit="job"), targets, Counter()
+        self._bar, self._targets, self._outcomes = tqdm(total=len(work), desc="batch", unit="job", disable=not self.progress), targets, Counter()
         running: dict[Future, tuple[Pending, Target]] = {}
         fed = feed is not None
         stop = stop or threading.Event()
         pool = ThreadPoolExecutor(max_workers=max(1, sum(t.capacity for t in targets)))
         try:
             while (work or running or fed) and not (fed and stop.is_set()):
-                if fed and sum(t.capacity for t in targets) > len(running):
-                    new = feed()
+                free = sum(t.capacity for t in targets) - len(running) - len(work)
+                if fed and free > 0:
+                    new = feed(free)
                     work += new
                     self._bar.total += len(new)
                 now = time.monotonic()
