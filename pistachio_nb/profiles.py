@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,18 @@ def notebook_defaults(notebook: Path) -> dict[str, Any]:
     return out
 
 
+def did_you_mean(key: str, fields_by_notebook: dict[str, set[str]]) -> str:
+    """A fix line for an unknown parameter: the closest field names and which notebooks have them."""
+    owners: dict[str, list[str]] = {}
+    for name, fields in fields_by_notebook.items():
+        for f in fields:
+            owners.setdefault(f, []).append(name)
+    close = difflib.get_close_matches(key, owners, n=3, cutoff=0.6)
+    if close:
+        return "did you mean " + " or ".join(f"{c!r} ({', '.join(owners[c])})" for c in close) + "?"
+    return "fields: " + "; ".join(f"{name}: {', '.join(sorted(fields))}" for name, fields in fields_by_notebook.items())
+
+
 def resolve_values(notebook: Path, profile: Profile, sets: dict[str, Any], strict_sets: bool = True,
                    provided: dict[str, Any] | None = None, check_paths: bool = True) -> tuple[dict, NotebookParams]:
     """Values papermill injects and the validated params: cell defaults < common < section < services < --set."""
@@ -103,7 +116,7 @@ def resolve_values(notebook: Path, profile: Profile, sets: dict[str, Any], stric
     if strict_sets and unknown_sets:
         raise ParamsError(
             f"--set {shorten(unknown_sets[0], 80)}: unknown parameter {shorten(repr(unknown_sets[0]), 80)} for notebook {notebook.stem}",
-            fix=f"fields of {notebook.stem}: {', '.join(sorted(fields))}",
+            fix=did_you_mean(unknown_sets[0], {notebook.stem: fields}),
         )
     inject = {k: v for k, v in profile.common.items() if k in fields}
     inject.update(section)

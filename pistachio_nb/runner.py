@@ -27,7 +27,7 @@ from .files import write_json, write_text
 from .params import NotebookParams
 from .paths import repo_root, resolve
 from .procgroup import signal_group, stop_groups
-from .profiles import Profile, load_profile, parse_sets, resolve_values
+from .profiles import Profile, did_you_mean, load_profile, parse_sets, resolve_values
 from .secrets import scrub, scrub_data
 
 EXIT_OK, EXIT_FAILED, EXIT_PARAMS, EXIT_DRIFT, EXIT_LOCKED = 0, 1, 2, 3, 75
@@ -90,7 +90,8 @@ def validate_run(notebooks: list[Path], profile: Profile, sets: dict[str, Any], 
     used = {k for _, inject, _ in plans for k in inject}
     unused = [k for k in sets if k not in used]
     if unused:
-        raise ParamsError(f"--set {unused[0]}: unknown parameter {unused[0]!r}: no notebook in this run has it")
+        raise ParamsError(f"--set {unused[0]}: unknown parameter {unused[0]!r}: no notebook in this run has it",
+                          fix=did_you_mean(unused[0], {nb.stem: set(params.model_fields) for nb, _, params in plans}))
     return plans
 
 

@@ -4,6 +4,7 @@
 downloads, health rows, workflow pull), exactly what the notebook runs; `models` and `workflows pull`
 run one step. Each reads the 00_setup values of a params profile (same validation as the notebook) and
 exits non-zero when something failed, so `pistachio health --params params/pod.yaml && ...` gates a batch.
+`health` and `models` on a profile with `services:` (the demo) start those services for the command, as `run` does.
 """
 
 from __future__ import annotations
@@ -11,22 +12,38 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
-
-import pandas as pd
+from contextlib import ExitStack
 
 EXIT_OK, EXIT_FAILED = 0, 1
+# WatchdogConfig fields the watchdog's flags set (name, type, help); unset flags keep WatchdogConfig's defaults
+WATCHDOG_FLAGS = (("poll_interval", float, "seconds between polls"), ("max_failed_polls", int, "unanswered polls = hang"),
+                  ("startup_grace", float, "seconds to come up"), ("backoff_max", float, "longest restart delay (s)"))
 
 
-def setup_params(args: argparse.Namespace):
-    """The validated SetupParams of `--params` (with `--set` overrides), as the notebook would get them."""
+def setup_params(args: argparse.Namespace, stack: ExitStack | None = None):
+    """The validated SetupParams of `--params` (with `--set` overrides), as the notebook would get them.
+
+    With `stack`, the profile's services (the demo's ComfyUI imitation, file servers) start under the
+    workspace lock, as in `run`, and stop when the stack closes; their values (e.g. comfy_url) fill the params.
+    """
     from .paths import resolve
     from .profiles import load_profile, parse_sets, resolve_values
-    from .runner import select_notebooks
+    from .runner import select_notebooks, start_services, workspace_lock
 
-    return resolve_values(select_notebooks("00_setup")[0], load_profile(resolve(args.params)), parse_sets(args.set))[1]
+    notebook, profile, sets = select_notebooks("00_setup")[0], load_profile(resolve(args.params)), parse_sets(args.set)
+    with_services = stack is not None and bool(profile.services)
+    params = resolve_values(notebook, profile, sets, check_paths=not with_services)[1]
+    if not with_services:
+        return params
+    stack.enter_context(workspace_lock(params.ws.root))
+    provided = start_services(profile.services, params.ws.root, stack)
+    return resolve_values(notebook, profile, sets, provided=provided)[1]
 
 
-def _show(table: pd.DataFrame) -> None:
+def _show(table) -> None:
+    """Print a table in full (long `found`/`fix` text kept), with secrets scrubbed."""
+    import pandas as pd
+
     from .secrets import scrub
 
     with pd.option_context("display.max_colwidth", 120, "display.width", 200):
@@ -37,7 +54,8 @@ def cmd_health(args: argparse.Namespace) -> int:
     """The 00_setup notebook's checks (`check_pod`: same rows, same CSVs under setup/), printed; 1 on any FAIL."""
     from .pod import check_pod
 
-    report = check_pod(setup_params(args))
+    with ExitStack() as stack:
+        report = check_pod(setup_params(args, stack))
     _show(report.overview[["step", "rows", "result"]])
     print()
     _show(report.health)
@@ -48,8 +66,9 @@ def cmd_health(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from .downloads import ensure_models
 
-    p = setup_params(args)
-    table = ensure_models(p.models_manifest, p.comfy_models_dir)
+    with ExitStack() as stack:
+        p = setup_params(args, stack)
+        table = ensure_models(p.models_manifest, p.comfy_models_dir)
     _show(table)
     return EXIT_FAILED if (table["status"] == "failed").any() else EXIT_OK
 
@@ -72,9 +91,8 @@ def cmd_watchdog(args: argparse.Namespace) -> int:
 
         raise ParamsError("watchdog: no command given", fix="pistachio watchdog --params FILE -- python main.py --port 8188")
     p = setup_params(args)
-    cfg = WatchdogConfig(url=p.comfy_url, crash_log=p.ws.root / CRASH_LOG, poll_interval=args.poll_interval,
-                         poll_timeout=p.comfy_timeout_s, max_failed_polls=args.max_failed_polls,
-                         startup_grace=args.startup_grace, backoff_max=args.backoff_max)
+    tuning = {k: getattr(args, k) for k, _, _ in WATCHDOG_FLAGS if getattr(args, k) is not None}
+    cfg = WatchdogConfig(url=p.comfy_url, crash_log=p.ws.root / CRASH_LOG, poll_timeout=p.comfy_timeout_s, **tuning)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -104,15 +122,10 @@ def add_commands(sub) -> None:
     pull.add_argument("--dest", help="folder to write into (default: workflows_dir from the profile)")
     pull.set_defaults(func=cmd_workflows_pull)
 
-    from .watchdog import WatchdogConfig
-
-    d = WatchdogConfig.__dataclass_fields__
     watch = sub.add_parser("watchdog", help="run ComfyUI, restart it on exit or hang, log crashes",
                            usage="pistachio watchdog --params FILE [options] -- COMMAND ...")
     _profile_args(watch)
-    watch.add_argument("--poll-interval", type=float, default=d["poll_interval"].default, help="seconds between polls")
-    watch.add_argument("--max-failed-polls", type=int, default=d["max_failed_polls"].default, help="unanswered polls = hang")
-    watch.add_argument("--startup-grace", type=float, default=d["startup_grace"].default, help="seconds to come up")
-    watch.add_argument("--backoff-max", type=float, default=d["backoff_max"].default, help="longest restart delay (s)")
+    for name, kind, text in WATCHDOG_FLAGS:
+        watch.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=f"{text} (default: WatchdogConfig's)")
     watch.add_argument("cmd", nargs=argparse.REMAINDER, help="-- then the ComfyUI command")
     watch.set_defaults(func=cmd_watchdog)
