@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from .comfy.bindings import load_bindings, problems
+from .comfy.bindings_guess import write_scaffold
 from .comfy.client import ComfyClient
 from .errors import InputDataError, PistachioError
 from .files import write_json
@@ -218,7 +220,23 @@ def _save_if_changed(dest: Path, data: Any) -> str:
     return "new"
 
 
-WORKFLOW_COLUMNS = ["workflow", "format", "saved_status", "api_status", "nodes", "saved_file", "api_file", "detail"]
+WORKFLOW_COLUMNS = ["workflow", "format", "saved_status", "api_status", "nodes", "bindings", "saved_file", "api_file",
+                    "bindings_file", "detail"]
+
+
+def _bindings_status(api_file: Path, api: dict[str, Any], object_info: Mapping[str, Any]) -> tuple[str, str]:
+    """Write a scaffold bindings file beside a new API workflow; an existing one is kept and checked against it."""
+    path, guess = write_scaffold(api_file, dict(object_info))
+    if guess is not None:
+        doubts = [f"{what}: {', '.join(fields)}" for what, fields in (("ambiguous", guess.ambiguous),
+                                                                     ("not bound", guess.unbound)) if fields]
+        return "new scaffold: check it" + (f" ({'; '.join(doubts)})" if doubts else ""), str(path)
+    try:
+        bindings = load_bindings(path)
+    except PistachioError as err:
+        return f"kept, unreadable: {str(err).splitlines()[0]}", str(path)
+    found = problems(bindings, api, bindings.fields, dict(object_info))
+    return (f"kept, {len(found)} problem(s): {'; '.join(found)}" if found else "kept, fits"), str(path)
 
 
 def _row(client: ComfyClient, rel: str, object_info: Mapping[str, Any], dest_dir: Path) -> dict[str, Any]:
@@ -228,20 +246,23 @@ def _row(client: ComfyClient, rel: str, object_info: Mapping[str, Any], dest_dir
         ui = json.loads(client.userdata_file(f"workflows/{rel}"))
     except ValueError as err:
         return {"workflow": rel, "format": "?", "saved_status": "not saved", "api_status": "not converted", "nodes": 0,
-                "saved_file": "", "api_file": "", "detail": f"not valid JSON: {err}"}
+                "bindings": "", "saved_file": "", "api_file": "", "bindings_file": "", "detail": f"not valid JSON: {err}"}
     row = {"workflow": rel, "format": "ui" if is_ui_format(ui) else "api",
            "saved_status": _save_if_changed(dest_dir / "saved" / name, ui), "saved_file": str(dest_dir / "saved" / name)}
     try:
         api = ui_to_api(ui, object_info) if is_ui_format(ui) else ui
         row.update(api_file=str(dest_dir / "api" / name), api_status=_save_if_changed(dest_dir / "api" / name, api),
                    nodes=len(api), detail="")
+        row["bindings"], row["bindings_file"] = _bindings_status(dest_dir / "api" / name, api, object_info)
     except WorkflowFormatError as err:
-        row.update(api_file="", api_status="not converted", nodes=0, detail=str(err).splitlines()[0])
+        row.update(api_file="", api_status="not converted", nodes=0, bindings="", bindings_file="",
+                   detail=str(err).splitlines()[0])
     return row
 
 
 def pull_workflows(comfy_url: str, dest_dir: str | Path, timeout: float = 10.0) -> pd.DataFrame:
-    """Copy the workflows saved in ComfyUI into `dest_dir/saved/` (as saved) and their API form into `dest_dir/api/`.
+    """Copy the workflows saved in ComfyUI into `dest_dir/saved/` (as saved) and their API form into `dest_dir/api/`,
+    with a scaffold bindings file beside each new API workflow (an existing one is kept and checked).
 
     Own subfolders, so a pulled workflow never replaces one of the package's templates by name. All
     requests go through `ComfyClient` (its timeouts and error types); an unreachable server raises ComfyError.

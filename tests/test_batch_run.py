@@ -3,7 +3,9 @@
 import json
 import threading
 import time
+from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from pistachio_nb.batch import run_batch
@@ -174,3 +176,41 @@ def test_a_dead_server_does_not_stop_the_batch(tmp_path):
     with ComfyTestServer(behaviour=Behaviour(delay=0.05)) as live:
         result = run_batch(params(tmp_path, ["http://127.0.0.1:9", live.url], retries=2, backoff_seconds=0.2))
     assert result.table["state"].tolist() == ["done"] * 6 and set(result.table["server"]) == {live.url}
+
+
+USER_WORKFLOW = Path(__file__).parent / "data" / "sdxl_two_loras.json"  # CLIPTextEncodeSDXL, KSamplerAdvanced, 2 LoRAs
+USER_MODELS = {"checkpoints": ["tiny-sdxl.safetensors"], "loras": ["character.safetensors", "detail.safetensors"]}
+
+
+def test_a_users_sdxl_workflow_is_filled_through_its_bindings(tmp_path):
+    prompts = "prompt,seeds,size\npstchio character smiling,11;12,64x96\n"
+    with ComfyTestServer(models=USER_MODELS) as srv:
+        result = run_batch(params(tmp_path, [srv.url], workflow=str(USER_WORKFLOW), prompts=prompts))
+        received = {entry["prompt"][1]: entry["prompt"][2] for entry in srv.engine.history.values()}  # as the server got it
+    assert result.table["state"].tolist() == ["done"] * 2 and len(received) == 2
+    for row in result.table.itertuples():
+        g = {nid: node["inputs"] for nid, node in received[row.prompt_id].items()}
+        assert g["20"]["text_g"] == g["20"]["text_l"] == "pstchio character smiling" and g["21"]["text_l"] == "blurry"
+        assert (g["30"]["noise_seed"], g["30"]["steps"], g["30"]["cfg"]) == (row.seed, 3, 5.0)
+        assert (g["5"]["width"], g["5"]["height"], g["20"]["target_width"], g["21"]["height"]) == (64, 96, 64, 96)
+        assert (g["10"]["lora_name"], g["10"]["strength_model"], g["10"]["strength_clip"]) == ("character.safetensors", 0.8, 0.8)
+        assert (g["11"]["lora_name"], g["11"]["strength_model"]) == ("detail.safetensors", 0.4)  # the bindings' fixed strength
+        assert g["4"]["ckpt_name"] == "tiny-sdxl.safetensors" and g["9"]["filename_prefix"] == f"pistachio/{row.job_id}"
+
+
+def test_bindings_that_do_not_fit_stop_the_batch_before_any_job_is_sent(tmp_path):
+    import shutil
+
+    from pistachio_nb.comfy.bindings import BindingsError
+
+    shutil.copyfile(USER_WORKFLOW, tmp_path / "mine.json")
+    text = USER_WORKFLOW.with_name("sdxl_two_loras.bindings.yaml").read_text()
+    (tmp_path / "mine.bindings.yaml").write_text(text.replace("input: noise_seed", "input: seed").replace(
+        "filename_prefix: {node: \"9\"", "filename_prefix: {node: \"99\""))
+    with ComfyTestServer(models=USER_MODELS) as srv:
+        with pytest.raises(BindingsError) as err:
+            run_batch(params(tmp_path, [srv.url], workflow=str(tmp_path / "mine.json")))
+        assert srv.engine.number == 0
+    assert "mine.bindings.yaml" in str(err.value) and "2 problem(s)" in str(err.value)
+    assert "seed: node 'KSampler (Advanced)' (id 30) (KSamplerAdvanced) has no input 'seed' on this server" in str(err.value)
+    assert "filename_prefix: node '99' is not in the workflow" in str(err.value)

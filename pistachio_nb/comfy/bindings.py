@@ -32,6 +32,7 @@ FIELDS = {
     "mask": "the uploaded mask picture, where the graph loads one separately",
 }
 LORA_FIELDS = ("lora", "lora_strength")
+FIXED = "fixed lora"  # a loader that is only listed (checked to exist) or given a fixed strength
 VALUE_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 FIX = "edit the bindings file: `field: {node: <node title or id>, input: <input name>}` (see pistachio_nb/workflows/*.bindings.yaml)"
 
@@ -62,14 +63,14 @@ class Bindings:
 
     @property
     def fields(self) -> set[str]:
-        return {b.field for b in self.items if b.value is None}
+        return {b.field for b in self.items if b.field != FIXED}
 
     def of(self, field: str) -> list[Binding]:
-        return [b for b in self.items if b.field == field and b.value is None]
+        return [b for b in self.items if b.field == field]
 
     @property
     def fixed(self) -> list[Binding]:
-        return [b for b in self.items if b.value is not None]
+        return [b for b in self.items if b.field == FIXED and b.value is not None]
 
 
 def bindings_path(workflow_file: str | Path) -> Path:
@@ -123,9 +124,9 @@ def _lora_items(entries: Any, source: str) -> list[Binding]:
             strength = entry["strength"]
             if isinstance(strength, bool) or not isinstance(strength, (int, float)):
                 raise BindingsError(f"{where}: `strength` must be a number, got {strength!r}", fix=FIX)
-            items.append(Binding("fixed lora", node, strengths, float(strength)))
+            items.append(Binding(FIXED, node, strengths, float(strength)))
         else:
-            items.append(Binding("fixed lora", node, ()))  # listed so validation checks the node is there
+            items.append(Binding(FIXED, node, ()))  # listed so validation checks the node is there
     if characters > 1:
         raise BindingsError(f"{source}: {characters} loaders say `character: true`; the trained LoRA goes into one",
                             fix="keep `character: true` on one loader; give the others a fixed `strength`")
@@ -200,7 +201,7 @@ def problems(bindings: Bindings, graph: dict[str, Any], fields: set[str] | list[
     """
     found = [f"{field}: unbound (no entry in the bindings file)" for field in fields if field not in bindings.fields]
     for b in bindings.items:
-        if b.field not in fields and b.value is None and b.field != "fixed lora":
+        if b.field not in fields and b.field != FIXED:
             continue
         nid, why = resolve_node(graph, b.node)
         if nid is None:
@@ -239,5 +240,5 @@ def assignments(bindings: Bindings, graph: dict[str, Any], values: dict[str, Any
     fields = given(values)
     check_bindings(bindings, graph, fields)
     out = [(resolve_node(graph, b.node)[0], name, values[b.field]) for b in bindings.items if b.field in fields
-           and b.value is None for name in b.inputs]
+           for name in b.inputs]
     return out + [(resolve_node(graph, b.node)[0], name, b.value) for b in bindings.fixed for name in b.inputs]
