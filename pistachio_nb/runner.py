@@ -24,9 +24,11 @@ import nbformat
 
 from .errors import ParamsError, PistachioError, ServiceError, WorkspaceLockedError
 from .files import write_json, write_text
+from .gitguard import check_params_outside_git
 from .params import NotebookParams
 from .paths import repo_root, resolve
 from .procgroup import signal_group, stop_groups
+from .progress import NotebookProgress, notebook_progress
 from .profiles import Profile, did_you_mean, load_profile, parse_sets, resolve_values
 from .secrets import scrub, scrub_data
 
@@ -92,6 +94,8 @@ def validate_run(notebooks: list[Path], profile: Profile, sets: dict[str, Any], 
     if unused:
         raise ParamsError(f"--set {unused[0]}: unknown parameter {unused[0]!r}: no notebook in this run has it",
                           fix=did_you_mean(unused[0], {nb.stem: set(params.model_fields) for nb, _, params in plans}))
+    for _, _, params in plans:  # personal data inside the clone is refused before any work
+        check_params_outside_git(params, check_inputs=check_paths)
     return plans
 
 
@@ -224,8 +228,11 @@ def failure_summary(err: Exception) -> str:
     return scrub(f"{where}{ename}: {evalue}".strip())[:2000]
 
 
-def execute_one(notebook: Path, inject: dict, run_dir: Path) -> NotebookResult:
-    """Run one notebook with papermill; a failure still saves the rendered notebook marked at the failing cell."""
+def execute_one(notebook: Path, inject: dict, run_dir: Path, progress: NotebookProgress | None = None) -> NotebookResult:
+    """Run one notebook with papermill; a failure still saves the rendered notebook marked at the failing cell.
+
+    `progress` receives the cell events and the kernel's stdout/stderr as they happen (headless runs).
+    """
     import papermill as pm
 
     result = NotebookResult(notebook.stem, rendered=str(run_dir / notebook.name))
@@ -233,7 +240,9 @@ def execute_one(notebook: Path, inject: dict, run_dir: Path) -> NotebookResult:
     try:
         pm.execute_notebook(
             str(notebook), result.rendered, parameters=inject, kernel_name="python3",
-            cwd=str(notebook.parent), progress_bar=False, log_output=False,
+            cwd=str(notebook.parent), progress_bar=False, log_output=progress is not None,
+            stdout_file=progress, stderr_file=progress,
+            coalesce_streams=True,  # a tqdm bar's redraws become its last state, not one output per redraw
         )
         result.status = "ok"
     except Exception as err:  # papermill raises PapermillExecutionError; kernel deaths raise others
@@ -249,8 +258,10 @@ def execute_one(notebook: Path, inject: dict, run_dir: Path) -> NotebookResult:
 
 
 def run_notebooks(target: str, params_file: str | Path, sets: list[str] | None = None, runs_root: Path | None = None,
-                  echo: Callable[[str], None] = print, lock_wait_s: float = 0.0) -> RunResult:
+                  echo: Callable[[str], None] = print, lock_wait_s: float = 0.0, gate: str | None = None) -> RunResult:
     """Validate, lock the workspace, start the profile's services, run the notebooks in order, stop at the first failure.
+
+    `gate="health"` runs the 00_setup checks first (with the services' values) and refuses the run on any FAIL.
 
     The run folder is made only once the locks are held and the services run, so a refused run leaves none.
     SIGTERM or SIGINT stops the kernel and its process group, saves the partial rendering (scrubbed), marks
@@ -270,6 +281,8 @@ def run_notebooks(target: str, params_file: str | Path, sets: list[str] | None =
         provided = start_services(profile.services, plans[0][2].ws.root, stack)
         if profile.services:  # again with the services' values, input paths included
             plans = validate_run(notebooks, profile, given, provided)
+        if gate == "health":
+            health_gate(profile, given, provided, echo)
         run_dir = make_run_dir(profile, runs_root)
         summary_path = run_dir / "summary.json"
         stack.enter_context(interrupt_on_signals())  # innermost: restored before services stop and locks go
@@ -278,7 +291,8 @@ def run_notebooks(target: str, params_file: str | Path, sets: list[str] | None =
                 echo(f"running {nb.stem} ...")
                 started = time.perf_counter()
                 try:
-                    results[i] = res = execute_one(nb, inject, run_dir)
+                    with notebook_progress(nb.stem, echo) as progress:
+                        results[i] = res = execute_one(nb, inject, run_dir, progress)
                 except RunSignalled as sig:
                     results[i] = save_interrupted(nb, run_dir, time.perf_counter() - started, sig.signum)
                     raise
@@ -299,6 +313,22 @@ def run_notebooks(target: str, params_file: str | Path, sets: list[str] | None =
                                       fix="rerun when ready; finished notebooks' outputs are in the workspace") from None
     write_json(summary_path, summary(profile, run_dir, results))
     return RunResult(run_dir, results)
+
+
+def health_gate(profile: Profile, sets: dict[str, Any], provided: dict[str, Any], echo: Callable[[str], None]) -> None:
+    """The 00_setup checks (`check_pod`) with this run's values; echoes the health table, raises on any FAIL row."""
+    import pandas as pd
+
+    from .pod import SetupParams, check_pod
+
+    own = {k: v for k, v in sets.items() if k in SetupParams.model_fields}
+    _, params = resolve_values(select_notebooks("00_setup")[0], profile, own, provided=provided)
+    echo("health gate: running the 00_setup checks ...")
+    report = check_pod(params)
+    with pd.option_context("display.max_colwidth", 120, "display.width", 200):
+        echo(scrub(report.health.to_string(index=False)))
+    echo(f"health gate: {report.summary}")
+    report.require_healthy()
 
 
 class RunInterruptedError(PistachioError, RuntimeError):
