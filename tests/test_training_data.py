@@ -7,7 +7,7 @@ import random
 
 import torch
 
-from pistachio_nb.training.data import epoch_batches, load_dataset, shuffle_caption, tag_frequency
+from pistachio_nb.training.data import epoch_batches, load_dataset, tag_frequency
 from pistachio_nb.training.features import DiskCache
 from pistachio_nb.training.vram import plan_vram
 from tests.training_data import write_tiny_dataset
@@ -53,12 +53,6 @@ def test_epoch_batches_one_size_per_batch_repeats_and_seeded_order(tmp_path):
     assert batches != epoch_batches(data.train, 2, seed=0, epoch=1)
 
 
-def test_caption_shuffle_keeps_the_trigger_first():
-    caption = "ohwx woman, red dress, outdoors, smiling, close up"
-    shuffled = {shuffle_caption(caption, random.Random(s)) for s in range(10)}
-    assert len(shuffled) > 1 and all(c.startswith("ohwx woman, ") for c in shuffled)
-
-
 def test_tag_frequency_per_folder(tmp_path):
     data = load_dataset(write_tiny_dataset(tmp_path, n_train=2, n_val=0), 64)
     freq = tag_frequency(data.train)
@@ -67,11 +61,14 @@ def test_tag_frequency_per_folder(tmp_path):
 
 def test_disk_cache_computes_once_and_survives_a_new_process(tmp_path):
     calls = []
-    compute = lambda: calls.append(1) or {"x": torch.arange(3.0)}  # noqa: E731
-    first = DiskCache(tmp_path, "model-a").get(("img", (64, 64)), compute)
-    again = DiskCache(tmp_path, "model-a").get(("img", (64, 64)), compute)  # fresh object: read from disk
-    other = DiskCache(tmp_path, "model-b").get(("img", (64, 64)), compute)  # another model: recomputed
-    assert len(calls) == 2 and torch.equal(first["x"], again["x"]) and torch.equal(first["x"], other["x"])
+    compute = lambda keys: calls.append(keys) or [{"x": torch.arange(3.0) + len(k[0])} for k in keys]  # noqa: E731
+    keys = [("img", (64, 64)), ("image", (64, 64)), ("img", (64, 64))]
+    first = DiskCache(tmp_path, "model-a").get_many(keys, compute)
+    again = DiskCache(tmp_path, "model-a").get_many(keys, compute)  # fresh object: read from disk
+    other = DiskCache(tmp_path, "model-b").get_many(keys[:1], compute)  # another model: recomputed
+    assert calls == [keys[:2], keys[:1]]  # the missing keys once each, in one call
+    assert torch.equal(first[0]["x"], again[0]["x"]) and torch.equal(first[0]["x"], other[0]["x"])
+    assert torch.equal(first[1]["x"], torch.arange(3.0) + 5) and first[2] is first[0]
 
 
 def test_vram_plan_reacts_to_the_memory_savers():
@@ -91,14 +88,16 @@ def test_vram_plan_reacts_to_the_memory_savers():
 
 def test_validation_batches_never_shuffle_captions(tmp_path):
     from pistachio_nb.models import load_sdxl_pipeline
+    from pistachio_nb.training.captions import CaptionPolicy
     from pistachio_nb.training.features import Featurizer
 
     rng = random.Random(0)
-    feats = Featurizer(load_sdxl_pipeline("tiny:sdxl", device="cpu"), tmp_path, "m", False, False, True, False, rng)
+    policy = CaptionPolicy(shuffle=True, tag_dropout=0.3, caption_dropout=0.2)
+    feats = Featurizer(load_sdxl_pipeline("tiny:sdxl", device="cpu"), tmp_path, "m", False, False, policy, False, rng)
     caption = "ohwx woman, red dress, outdoors, smiling, close up"
     state = rng.getstate()
-    fixed = feats.text([caption], shuffle=False)[0]
-    assert rng.getstate() == state and torch.equal(fixed, feats.text([caption], shuffle=False)[0])
+    fixed = feats.text([caption], vary=False)[0]
+    assert rng.getstate() == state and torch.equal(fixed, feats.text([caption], vary=False)[0])
     feats.text([caption])  # training batches do shuffle, drawing from the saved random stream
     assert rng.getstate() != state
 

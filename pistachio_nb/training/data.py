@@ -132,13 +132,6 @@ def load_pixels(example: Example) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
-def shuffle_caption(caption: str, rng: random.Random) -> str:
-    """Shuffle comma-separated tags but keep the first (the trigger phrase) in front, as kohya does."""
-    head, *tags = [t.strip() for t in caption.split(",")]
-    rng.shuffle(tags)
-    return ", ".join([head, *tags])
-
-
 def epoch_batches(examples: list[Example], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """Batches of example indices for one epoch: repeats expanded, one size per batch, seeded order."""
     rng = random.Random(f"{seed}-{epoch}")

@@ -19,7 +19,8 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from ..files import atomic_path
-from .data import Example, load_pixels, shuffle_caption
+from .captions import CaptionPolicy
+from .data import Example, load_pixels
 from .sdxl import encode_captions, encode_latents
 
 
@@ -29,20 +30,20 @@ class DiskCache:
     def __init__(self, folder: Path, namespace: str) -> None:
         self.folder, self.namespace, self.memory = folder, namespace, {}
 
-    def _key(self, parts: tuple) -> str:
-        return hashlib.sha1(json.dumps([self.namespace, *parts]).encode()).hexdigest()
+    def _path(self, parts: tuple) -> Path:
+        return self.folder / f"{hashlib.sha1(json.dumps([self.namespace, *parts]).encode()).hexdigest()}.safetensors"
 
-    def get(self, parts: tuple, compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-        if parts not in self.memory:
-            path = self.folder / f"{self._key(parts)}.safetensors"
-            if path.exists():
-                self.memory[parts] = load_file(path)
-            else:
-                tensors = {k: v.detach().cpu().contiguous() for k, v in compute().items()}
-                with atomic_path(path) as tmp:
-                    save_file(tensors, tmp)
-                self.memory[parts] = tensors
-        return self.memory[parts]
+    def get_many(self, keys: list[tuple], compute: Callable[[list[tuple]], list[dict[str, torch.Tensor]]]) -> list[dict]:
+        """The entry of every key; the ones on neither memory nor disk are computed in one `compute(missing)` call."""
+        for key in dict.fromkeys(k for k in keys if k not in self.memory and self._path(k).exists()):
+            self.memory[key] = load_file(self._path(key))
+        missing = list(dict.fromkeys(k for k in keys if k not in self.memory))
+        for key, computed in zip(missing, compute(missing) if missing else []):
+            tensors = {k: v.detach().cpu().contiguous() for k, v in computed.items()}
+            with atomic_path(self._path(key)) as tmp:
+                save_file(tensors, tmp)
+            self.memory[key] = tensors
+        return [self.memory[k] for k in keys]
 
 
 @dataclass
@@ -56,55 +57,63 @@ class Batch:
 
 
 class Featurizer:
-    """Turns examples into a Batch, through the caches when they are enabled."""
+    """Turns examples into a Batch, through the caches when they are enabled; each batch is encoded in one call."""
 
     def __init__(self, pipe, cache_dir: Path, model_id: str, cache_latents: bool, cache_text: bool,
-                 shuffle_captions: bool, train_text: bool, rng: random.Random, encoders: tuple | None = None) -> None:  # fmt: skip
-        self.pipe, self.rng, self.shuffle, self.train_text = pipe, rng, shuffle_captions, train_text
+                 captions: CaptionPolicy, train_text: bool, rng: random.Random, encoders: tuple | None = None) -> None:  # fmt: skip
+        self.pipe, self.rng, self.captions, self.train_text = pipe, rng, captions, train_text
         self.encoders = encoders  # the trained encoders' wrappers, when they train
         self.dtype = pipe.unet.dtype  # read once: diffusers computes it by walking the parameters
         vae_id = json.dumps(dict(pipe.vae.config), sort_keys=True, default=str)
         self.latent_cache = DiskCache(cache_dir / "latents", f"{model_id}|{vae_id}") if cache_latents else None
         self.text_cache = DiskCache(cache_dir / "text", model_id) if cache_text else None
 
+    def _encode_images(self, examples: list[Example]) -> torch.Tensor:
+        return encode_latents(self.pipe.vae, torch.stack([load_pixels(ex) for ex in examples]))
+
     def latents(self, examples: list[Example]) -> torch.Tensor:
-        def encode(ex: Example) -> torch.Tensor:
-            return encode_latents(self.pipe, load_pixels(ex)[None])[0]
-
+        """Latents of same-size examples: one VAE call for the batch (or for the cache's missing entries)."""
         if self.latent_cache is None:
-            return torch.stack([encode(ex) for ex in examples])
-        entries = [self.latent_cache.get((ex.key, ex.size), lambda ex=ex: {"latents": encode(ex)}) for ex in examples]
-        return torch.stack([e["latents"] for e in entries])
+            return self._encode_images(examples)
+        keys = [(ex.key, ex.size) for ex in examples]
+        by_key = dict(zip(keys, examples))
 
-    def text(self, captions: list[str], shuffle: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.shuffle and shuffle:
-            captions = [shuffle_caption(c, self.rng) for c in captions]
+        def compute(missing: list[tuple]) -> list[dict[str, torch.Tensor]]:
+            return [{"latents": x} for x in self._encode_images([by_key[k] for k in missing])]
+
+        return torch.stack([e["latents"] for e in self.latent_cache.get_many(keys, compute)])
+
+    def text(self, captions: list[str], vary: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        if vary and self.captions.active:
+            captions = [self.captions.apply(c, self.rng) for c in captions]
         if self.text_cache is None:
             with torch.set_grad_enabled(self.train_text and torch.is_grad_enabled()):
                 return encode_captions(self.pipe, captions, self.encoders)
 
-        def encode(caption: str) -> dict[str, torch.Tensor]:
+        def compute(keys: list[tuple]) -> list[dict[str, torch.Tensor]]:
             with torch.no_grad():
-                emb, pooled = encode_captions(self.pipe, [caption])
-            return {"prompt_embeds": emb[0], "pooled": pooled[0]}
+                emb, pooled = encode_captions(self.pipe, [k[0] for k in keys])
+            return [{"prompt_embeds": e, "pooled": p} for e, p in zip(emb, pooled)]
 
-        entries = [self.text_cache.get((c,), lambda c=c: encode(c)) for c in captions]
+        entries = self.text_cache.get_many([(c,) for c in captions], compute)
         return torch.stack([e["prompt_embeds"] for e in entries]), torch.stack([e["pooled"] for e in entries])
 
-    def batch(self, examples: list[Example], device: torch.device | str, shuffle: bool = True) -> Batch:
+    def batch(self, examples: list[Example], device: torch.device | str, vary: bool = True) -> Batch:
         """Latents in fp32 (noise is added there); conditioning in the frozen weights' dtype.
-        `shuffle=False` keeps captions as written (validation asks the same question every time)."""
-        emb, pooled = self.text([ex.caption for ex in examples], shuffle)
+        `vary=False` keeps captions as written (validation asks the same question every time)."""
+        emb, pooled = self.text([ex.caption for ex in examples], vary)
         time_ids = torch.tensor([ex.time_ids() for ex in examples])
         cond = (t.to(device, self.dtype) for t in (emb, pooled, time_ids))
         return Batch(self.latents(examples).to(device, torch.float32), *cond)
 
-    def warm(self, examples: list[Example]) -> None:
-        """Fill the caches up front (one pass), so the timed loop only reads."""
+    def warm(self, examples: list[Example], batch_size: int) -> None:
+        """Fill the caches up front (one pass, `batch_size` same-size examples per encoder call)."""
         if self.latent_cache is None and self.text_cache is None:
             return
-        for ex in tqdm(examples, desc="caching latents/embeddings"):
+        groups = [[ex for ex in examples if ex.size == size] for size in sorted({ex.size for ex in examples})]
+        chunks = [g[i : i + batch_size] for g in groups for i in range(0, len(g), batch_size)]
+        for chunk in tqdm(chunks, desc="caching latents/embeddings"):
             if self.latent_cache is not None:
-                self.latents([ex])
+                self.latents(chunk)
             if self.text_cache is not None:
-                self.text([ex.caption])
+                self.text([ex.caption for ex in chunk], vary=False)

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from ..files import append_jsonl, read_jsonl, write_jsonl, write_sidecar
 from ..models import pick_device, resolve_model
 from ..paths import resolve
+from .captions import CaptionPolicy
 from .checkpoint import Progress, RngState, load_state, prune_states, remove_stale_temps, save_state, saved_info
 from .data import DatasetInfo, Example, epoch_batches, fingerprint, tag_frequency
 from .export import adapter_configs, lora_state_dicts, save_diffusers, save_kohya
@@ -114,7 +115,8 @@ def setup_run(p: TrainingParams, data: DatasetInfo, out: Path) -> Run:
     lr_scheduler = get_scheduler(p.lr_scheduler, optimizer, num_warmup_steps=p.lr_warmup_steps, num_training_steps=steps)
     rng = RngState(torch.Generator().manual_seed(p.seed), random.Random(p.seed))
     featurizer = Featurizer(pipe, out / "cache", model_identity(p.base_model), p.cache_latents, p.cache_text_embeddings,
-                            p.caption_shuffle, p.train_text_encoder, rng.python, tuple(models[1:]) or None)  # fmt: skip
+                            CaptionPolicy(shuffle=p.caption_shuffle), p.train_text_encoder, rng.python,
+                            tuple(models[1:]) or None)  # fmt: skip
     started = datetime.now(UTC).isoformat(timespec="seconds")
     return Run(p, accelerator, pipe, noise_scheduler, trained, models, optimizer, lr_scheduler, rng, featurizer, data,
                classes, out, steps, started)  # fmt: skip
@@ -152,7 +154,7 @@ def _validate(run: Run) -> float | None:
     if not run.data.validation:
         return None
     with run.accelerator.autocast():
-        batches = [run.featurizer.batch([ex], run.accelerator.device, shuffle=False) for ex in run.data.validation]
+        batches = [run.featurizer.batch([ex], run.accelerator.device, vary=False) for ex in run.data.validation]
         losses = [validation_loss(run.pipe.unet, run.noise_scheduler, b, seed=run.p.seed + i) for i, b in enumerate(batches)]
     return sum(losses) / len(losses)
 

@@ -90,7 +90,7 @@ def train_lora(p: TrainingParams) -> TrainResult:
         warnings.warn(note, stacklevel=2)
     run = setup_run(p, data, out)
     progress = resume_or_start(run, state)
-    run.featurizer.warm(data.train + data.validation + run.classes)
+    run.featurizer.warm(data.train + data.validation + run.classes, p.batch_size)
     main = run.accelerator.is_main_process
     log = TrainLog(out, progress.step) if main else None
     try:

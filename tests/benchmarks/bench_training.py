@@ -1,4 +1,4 @@
-"""Seconds per optimizer step of `train_lora`'s loop on the tiny SDXL (64 px, batch 1, one thread), with and
+"""Seconds per optimizer step of `train_lora`'s loop on the tiny SDXL (64 px, batch BENCH_BATCH (2), rank 4, one thread), with and
 without cached latents, against a minimal plain diffusers + peft loop on the same model, as ratios.
 
 Per-step cost is CPU time of this process (torch runs in the calling thread with one thread), not wall
@@ -31,6 +31,7 @@ from tests.training_data import training_params, write_tiny_dataset  # noqa: E40
 
 BLOCK = int(os.environ.get("BENCH_BLOCK", "10"))  # steps per turn
 TURNS = int(os.environ.get("BENCH_TURNS", "8"))  # turns per loop
+BATCH = int(os.environ.get("BENCH_BATCH", "2"))  # images per step (issue 17 measures batch 2)
 WARMUP = 3  # untimed first steps: lazy allocations, first-call caches
 TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 torch.set_num_threads(1)
@@ -45,10 +46,10 @@ class Ours:
         write_tiny_dataset(ws / "dataset", n_train=4, n_val=0, repeats=1)
         p = training_params(ws, max_steps=10**6, checkpoint_every=10**6, validation_every=10**6, target_modules=TARGETS,
                             cache_latents=cached, cache_text_embeddings=cached, min_snr_gamma=0.0, noise_offset=0.0,
-                            max_grad_norm=0.0)  # fmt: skip
+                            max_grad_norm=0.0, batch_size=BATCH)  # fmt: skip
         self.run = loop.setup_run(p, load_dataset(p.ws.dataset, p.resolution), p.ws.lora)
         self.progress = loop.resume_or_start(self.run, None)
-        self.run.featurizer.warm(self.run.data.train)
+        self.run.featurizer.warm(self.run.data.train, BATCH)
         self.log = TrainLog(p.ws.lora, 0)
         self.run.total_steps = 0
 
@@ -58,7 +59,7 @@ class Ours:
 
 
 class Plain:
-    """The textbook loop: diffusers pipeline parts + peft adapter + AdamW, nothing else."""
+    """The official SDXL LoRA script's step (diffusers examples), minus its data loader: pipeline parts + peft + AdamW."""
 
     def __init__(self, cached: bool) -> None:
         from diffusers import DDPMScheduler, StableDiffusionXLPipeline
@@ -73,24 +74,32 @@ class Plain:
         pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=2, init_lora_weights="gaussian", target_modules=TARGETS))
         self.opt = torch.optim.AdamW([p for p in pipe.unet.parameters() if p.requires_grad], lr=1e-3)
         self.sched = DDPMScheduler.from_config(pipe.scheduler.config)
-        self.pixels = torch.rand(4, 1, 3, 64, 64) * 2 - 1
-        self.prompts = ["ohwx woman, red dress", "ohwx woman, smiling", "ohwx woman, black hair", "ohwx woman, portrait"]
-        self.time_ids = torch.tensor([[128, 128, 0, 0, 64, 64]], dtype=torch.float32)
+        self.pixels = torch.rand(4, BATCH, 3, 64, 64) * 2 - 1
+        captions = ["ohwx woman, red dress", "ohwx woman, smiling", "ohwx woman, black hair", "ohwx woman, portrait"]
+        self.prompts = [[captions[(i + j) % 4] for j in range(BATCH)] for i in range(4)]
+        self.time_ids = torch.tensor([[128, 128, 0, 0, 64, 64]] * BATCH, dtype=torch.float32)
         self.cache = [self.encode(i) for i in range(4)] if cached else None
         self.step = 0
 
     def encode(self, i: int):
+        """As diffusers' examples/text_to_image/train_text_to_image_lora_sdxl.py does: one VAE call per batch, and its
+        `encode_prompt` (ids moved to `text_encoder.device`, penultimate hidden states, the second encoder's pooled)."""
+        pipe, hidden = self.pipe, []
         with torch.no_grad():
-            latents = self.pipe.vae.encode(self.pixels[i]).latent_dist.mean * self.pipe.vae.config.scaling_factor
-            emb, _, pooled, _ = self.pipe.encode_prompt(self.prompts[i], do_classifier_free_guidance=False)
-        return latents, emb, pooled
+            latents = pipe.vae.encode(self.pixels[i]).latent_dist.mean * pipe.vae.config.scaling_factor
+            for tokenizer, encoder in ((pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)):
+                ids = tokenizer(self.prompts[i], padding="max_length", max_length=tokenizer.model_max_length,
+                                truncation=True, return_tensors="pt").input_ids  # fmt: skip
+                out = encoder(ids.to(encoder.device), output_hidden_states=True, return_dict=False)
+                hidden.append(out[-1][-2])
+        return latents, torch.cat(hidden, dim=-1), out[0]
 
     def steps(self, k: int) -> None:
         for _ in range(k):
             i, self.step = self.step % 4, self.step + 1
             latents, emb, pooled = self.cache[i] if self.cache else self.encode(i)
             noise = torch.randn_like(latents)
-            t = torch.randint(0, 1000, (1,))
+            t = torch.randint(0, 1000, (BATCH,))
             noisy = self.sched.add_noise(latents, noise, t)
             pred = self.pipe.unet(noisy, t, emb, added_cond_kwargs={"text_embeds": pooled, "time_ids": self.time_ids}).sample
             loss = F.mse_loss(pred, noise)
