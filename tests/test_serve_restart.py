@@ -65,3 +65,11 @@ def test_a_killed_api_picks_up_every_queued_and_running_job_after_restart(tmp_pa
         assert sorted(p.name for p in (tmp_path / "ws" / "serve" / "images").iterdir()) == sorted(f"{i}_0.png" for i in ids)
         # SIGTERM: uvicorn shuts down cleanly (the dispatcher stops, the store closes), then exits by that signal
         assert api.returncode == -signal.SIGTERM and b"Application shutdown complete" in (tmp_path / "api.log").read_bytes()
+
+
+def test_serve_without_keys_exits_2_before_listening_and_names_the_variable(tmp_path):
+    profile = write_profile(tmp_path, ["http://127.0.0.1:9"])
+    env = {k: v for k, v in os.environ.items() if k != "PISTACHIO_API_KEYS"}
+    done = subprocess.run([sys.executable, "-m", "pistachio_nb.cli", "serve", "--params", str(profile), "--port", str(free_port())],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "PISTACHIO_API_KEYS" in done.stderr and "serving" not in done.stdout
