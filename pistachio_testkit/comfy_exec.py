@@ -2,6 +2,9 @@
 
 It does not run models: each output node gets a small real PNG derived from the graph (so seed and
 prompt change the pixels), after a configurable delay. `Behaviour` tells it to fail, hang or crash.
+A LoraLoader reads its file's keys (`comfy_lora`): one that changes nothing draws the picture of strength 0,
+and the keys it does not load are logged as ComfyUI logs them. The log keeps ComfyUI's last 300 lines
+(`/internal/logs/raw`) and streams each line to subscribed clients as a `logs` message.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import logging
 import random
 import string
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +29,10 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from .comfy_graph import execution_order, is_link, signatures, upstream
+from .comfy_lora import LoraEffect, lora_effect
 
 SIZE_NODES = ("EmptyLatentImage", "EmptyImage")
+LOG_CAPACITY = 300  # ComfyUI's app/logger.py deque(maxlen=300)
 
 
 @dataclass
@@ -59,7 +66,12 @@ class Interrupted(Exception):
 
 
 class Failed(Exception):
-    pass
+    """A prompt ends in execution_error; `node` (default: the slow node), exception type and message as reported."""
+
+    def __init__(self, node: str | None = None, kind: str = "RuntimeError",
+                 message: str = "imitation: told to fail this prompt\n") -> None:
+        super().__init__(message)
+        self.node, self.kind, self.message = node, kind, message
 
 
 def now_ms() -> int:
@@ -87,9 +99,18 @@ def image_size(graph: dict[str, Any], node_id: str, input_dir: Path) -> tuple[in
     return 64, 64
 
 
-def render_png(graph: dict[str, Any], node_id: str, index: int, size: tuple[int, int], extra_pnginfo: dict[str, Any]) -> bytes:
+def drawn_as(graph: dict[str, Any], nid: str, effects: dict[str, LoraEffect]) -> dict[str, Any]:
+    """What decides a node's pixels: a LoraLoader counts only by its effect (a no-op equals strength 0)."""
+    if nid not in effects:
+        return graph[nid]
+    links = {k: v for k, v in graph[nid]["inputs"].items() if is_link(v)}
+    return {"class_type": graph[nid]["class_type"], "inputs": links, "lora": effects[nid].digest}
+
+
+def render_png(graph: dict[str, Any], node_id: str, index: int, size: tuple[int, int], extra_pnginfo: dict[str, Any],
+               effects: dict[str, LoraEffect] | None = None) -> bytes:
     """A deterministic smooth-colour PNG of the graph's size, derived from everything upstream of `node_id`."""
-    nodes = {nid: graph[nid] for nid in upstream(graph, node_id)}
+    nodes = {nid: drawn_as(graph, nid, effects or {}) for nid in upstream(graph, node_id)}
     key = json.dumps(nodes, sort_keys=True).encode() + bytes([index % 256])
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
     image = Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).resize(size, Image.BILINEAR)
@@ -126,6 +147,28 @@ class Engine:
     output_classes: set[str] = field(default_factory=lambda: {"SaveImage", "PreviewImage"})
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     interrupt_flag: asyncio.Event = field(default_factory=asyncio.Event)
+    log: deque = field(default_factory=lambda: deque(maxlen=LOG_CAPACITY))  # {"t": local ISO time, "m": text}
+    log_subscribers: set[str] = field(default_factory=set)  # client ids PATCHed into /internal/logs/subscribe
+
+    def log_line(self, text: str) -> None:
+        """One line of the server log, kept (last 300) and sent to each subscribed client, as ComfyUI's LogInterceptor."""
+        entry = {"t": datetime.now().isoformat(), "m": text + "\n"}
+        self.log.append(entry)
+        for sid in list(self.log_subscribers):
+            self.send("logs", {"entries": [entry], "size": None}, sid)
+
+    def lora_effects(self, graph: dict[str, Any]) -> dict[str, LoraEffect]:
+        """Each LoraLoader's effect, read from its file; an unreadable file fails the prompt at that node."""
+        effects = {}
+        for nid, node in graph.items():
+            if node["class_type"] == "LoraLoader":
+                inputs = node["inputs"]
+                try:
+                    effects[nid] = lora_effect(self.root / "models" / "loras" / str(inputs["lora_name"]),
+                                               float(inputs["strength_model"]), float(inputs["strength_clip"]))
+                except Exception as err:  # noqa: BLE001 - e.g. not a safetensors file: ComfyUI's load_torch_file raises
+                    raise Failed(nid, type(err).__name__, f"{err}\n") from err
+        return effects
 
     def remaining(self) -> int:
         return len(self.queue) + (self.running is not None)
@@ -188,6 +231,7 @@ class Engine:
                 messages.append([kind, data])
 
         self.status()
+        started = time.perf_counter()
         emit("execution_start", {"prompt_id": pid, "timestamp": now_ms()}, keep=True)
         cached = [n for n in graph if keys[n] in self.cache]
         emit("execution_cached", {"nodes": cached, "prompt_id": pid, "timestamp": now_ms()}, keep=True)
@@ -201,6 +245,7 @@ class Engine:
         done: list[str] = []
         outcome, detail = "success", {}
         try:
+            effects = self.lora_effects(graph)
             for nid in order:
                 if keys[nid] in self.cache:  # served from the cache: no `executing`; `executed` with its UI (or None)
                     if sid is not None:
@@ -210,20 +255,23 @@ class Engine:
                     continue
                 self._progress_state(states, nid, pid, "running", emit)
                 emit("executing", {"node": nid, "display_node": nid, "prompt_id": pid})
+                for key in effects[nid].not_loaded if nid in effects else ():
+                    self.log_line(f"lora key not loaded: {key}")
                 if nid == work:
                     await self._work(item, nid, failing, hanging, emit)
-                ui = {"images": self._save_images(item, nid)} if is_output(nid) else None
+                ui = {"images": self._save_images(item, nid, effects)} if is_output(nid) else None
                 self.cache[keys[nid]] = ui
                 if ui is not None:
                     emit("executed", {"node": nid, "display_node": nid, "output": ui, "prompt_id": pid})
                 done.append(nid)
                 self._progress_state(states, nid, pid, "finished", emit)
             emit("execution_success", {"prompt_id": pid, "timestamp": now_ms()}, keep=True)
-        except Failed:
+        except Failed as failure:
             outcome = "error"
-            inputs = {k: [str(v)] for k, v in graph[work].get("inputs", {}).items()}
-            detail = {"prompt_id": pid, "node_id": work, "node_type": graph[work]["class_type"], "executed": done,
-                      "exception_message": "imitation: told to fail this prompt\n", "exception_type": "RuntimeError",
+            node = failure.node or work
+            inputs = {k: [str(v)] for k, v in graph[node].get("inputs", {}).items()}
+            detail = {"prompt_id": pid, "node_id": node, "node_type": graph[node]["class_type"], "executed": done,
+                      "exception_message": failure.message, "exception_type": failure.kind,
                       "traceback": ["  File \"imitation\", in execute\n"], "current_inputs": inputs,
                       "current_outputs": list(graph), "timestamp": now_ms()}
             emit("execution_error", detail, keep=True)
@@ -243,6 +291,7 @@ class Engine:
         self.running = None
         self.status()
         emit("executing", {"node": None, "prompt_id": pid})
+        self.log_line(f"Prompt executed in {time.perf_counter() - started:.2f} seconds")
 
     def _progress_state(self, states: dict, nid: str, pid: str, state: str, emit: Callable) -> None:
         states[nid] = {"value": 1.0 if state == "finished" else 0.0, "max": 1.0, "state": state, "node_id": nid,
@@ -264,7 +313,7 @@ class Engine:
             if steps:
                 emit("progress", {"value": step, "max": steps, "prompt_id": item.prompt_id, "node": nid})
 
-    def _save_images(self, item: QueueItem, nid: str) -> list[dict[str, str]]:
+    def _save_images(self, item: QueueItem, nid: str, effects: dict[str, LoraEffect]) -> list[dict[str, str]]:
         """Write the node's PNGs like SaveImage (output/) or PreviewImage (temp/); return their refs."""
         node = item.graph[nid]
         kind = "output" if node["class_type"] == "SaveImage" else "temp"
@@ -284,7 +333,7 @@ class Engine:
             self.counters[key] = self.counters.get(key) or next_counter(folder, name)  # scan the folder once
             filename = f"{name}_{self.counters[key]:05}_.png"
             self.counters[key] += 1
-            (folder / filename).write_bytes(render_png(item.graph, nid, i, size, extra))
+            (folder / filename).write_bytes(render_png(item.graph, nid, i, size, extra, effects))
             shown = f"../../{filename}" if self.behaviour.evil_filenames else filename
             refs.append({"filename": shown, "subfolder": subfolder, "type": kind})
         return refs

@@ -86,6 +86,7 @@ class PromptHandler(Handler):
         self.reply({"exec_info": {"queue_remaining": self.srv.engine.remaining()}})
 
     def post(self) -> None:
+        self.srv.engine.log_line("got prompt")  # ComfyUI logs it first, before reading the body
         body, engine = self.body_json(), self.srv.engine
         number = engine.number  # taken by every well-formed POST, rejected or not, as in ComfyUI
         engine.number += 1
@@ -332,6 +333,29 @@ class UserdataHandler(Handler):
         self.reply(path.relative_to(self.base).as_posix())
 
 
+class LogsRawHandler(Handler):
+    """GET /internal/logs/raw: the last 300 log entries and the terminal size ComfyUI reports."""
+
+    def get(self) -> None:
+        self.reply({"entries": list(self.srv.engine.log), "size": {"cols": TERMINAL[0], "rows": TERMINAL[1]}})
+
+
+class LogsSubscribeHandler(Handler):
+    """PATCH /internal/logs/subscribe {clientId, enabled}: stream each log line to that client's socket (or stop)."""
+
+    def patch(self) -> None:
+        body = self.body_json()
+        try:
+            client_id, enabled = body["clientId"], body["enabled"]
+        except (KeyError, TypeError) as err:  # ComfyUI indexes the body unguarded: a 500
+            raise tornado.web.HTTPError(500) from err
+        if enabled:
+            self.srv.engine.log_subscribers.add(client_id)
+        else:
+            self.srv.engine.log_subscribers.discard(client_id)
+        self.empty()
+
+
 class WebSocket(tornado.websocket.WebSocketHandler):
     def check_origin(self, origin: str) -> bool:
         return True
@@ -360,6 +384,7 @@ class WebSocket(tornado.websocket.WebSocketHandler):
             del sockets[self.sid]
 
 
+TERMINAL = (80, 24)  # ComfyUI's fallback terminal size without a tty (cols, rows)
 SERVER_FEATURES = {"supports_preview_metadata": True, "max_upload_size": 100 * 1024 * 1024}
 ROUTES = [
     (r"/ws", WebSocket), (r"/prompt", PromptHandler), (r"/queue", QueueHandler),
@@ -368,4 +393,5 @@ ROUTES = [
     (r"/object_info", ObjectInfoHandler), (r"/object_info/([^/]+)", ObjectInfoHandler),
     (r"/system_stats", SystemStatsHandler), (r"/models", ModelsHandler), (r"/models/([^/]+)", ModelsHandler),
     (r"/userdata", UserdataHandler), (r"/userdata/([^/]+)", UserdataHandler),
+    (r"/internal/logs/raw", LogsRawHandler), (r"/internal/logs/subscribe", LogsSubscribeHandler),
 ]

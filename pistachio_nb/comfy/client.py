@@ -274,6 +274,32 @@ class ComfyClient:
                              fix="the file was moved or deleted in ComfyUI meanwhile; pull again")
         return body
 
+    def subscribe_logs(self, client_id: str, enabled: bool = True) -> bool:
+        """PATCH /internal/logs/subscribe: the server log streams as `logs` messages to that client's WebSocket.
+
+        False when the server has no such route (it is internal to ComfyUI's frontend and may move).
+        """
+        status, body = self._fetch("PATCH", "/internal/logs/subscribe", json={"clientId": client_id, "enabled": enabled})
+        if status in (404, 405):
+            return False
+        if status != 200:
+            raise ComfyError(f"{self.url}/internal/logs/subscribe: HTTP {status}: {body[:300].decode('utf-8', 'replace')}")
+        return True
+
+    def raw_logs(self) -> list[dict[str, str]] | None:
+        """GET /internal/logs/raw: the server's last log lines as `{"t": local ISO time, "m": text}` (ComfyUI keeps 300).
+
+        None when the server has no such route.
+        """
+        status, body = self._fetch("GET", "/internal/logs/raw")
+        if status in (404, 405):
+            return None
+        if status != 200:
+            raise ComfyError(f"{self.url}/internal/logs/raw: HTTP {status}: {body[:300].decode('utf-8', 'replace')}")
+        entries = self._decode("/internal/logs/raw", status, body)
+        entries = entries.get("entries") if isinstance(entries, dict) else None
+        return [e for e in entries if isinstance(e, dict) and isinstance(e.get("m"), str)] if isinstance(entries, list) else []
+
     def load(self) -> int:
         """Prompts running or pending on the server (everyone's, not only ours)."""
         q = self.queue()

@@ -39,6 +39,9 @@ class CheckpointsParams(NotebookParams):
     diversity_drop: float = Field(ge=0, le=1, description="relative seed-diversity drop from the most diverse checkpoint that signals overfitting")
     memorization_rise: float = Field(ge=0, le=1, description="share of outputs copying training images, above the lowest, that signals overfitting")
     validation_loss_csv: str = Field(description="training's validation-loss CSV under the workspace (empty for none)")
+    comfy_url: str = Field(description="ComfyUI to publish the recommended LoRA into and verify it on (empty: skip publishing)")
+    comfy_models_dir: str = Field(description="that ComfyUI's models folder on this machine; the LoRA goes into its loras/")
+    comfy_checkpoint: str = Field(description="SDXL checkpoint as that ComfyUI lists it, for the verification renders")
 
     @model_validator(mode="after")
     def _grid_values(self) -> Self:
