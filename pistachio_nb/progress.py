@@ -42,7 +42,7 @@ class NotebookProgress(logging.Handler):
         self.notebook, self.echo, self.bar_every_s = notebook, echo, bar_every_s
         self.started = self.cell_started = time.monotonic()
         self.cell: int | None = None
-        self.pending, self.bar, self.bar_shown_at = "", "", 0.0
+        self.pending, self.bar, self.bar_shown_at = "", "", float("-inf")  # a first bar shows at once
 
     def line(self, text: str) -> None:
         where = f"cell {self.cell} | " if self.cell is not None else ""
