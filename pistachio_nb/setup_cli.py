@@ -79,6 +79,9 @@ def cmd_workflows_pull(args: argparse.Namespace) -> int:
     p = setup_params(args)
     table = pull_workflows(p.comfy_url, args.dest or p.workflows_dir, timeout=p.comfy_timeout_s)
     _show(table)
+    if table["bindings"].str.startswith("new scaffold").any():
+        print("\nnew bindings files (bindings_file) hold best guesses: check them, above all AMBIGUOUS lines, "
+              "before a batch uses their workflow")
     return EXIT_OK
 
 
@@ -117,7 +120,7 @@ def add_commands(sub) -> None:
 
     workflows = sub.add_parser("workflows", help="workflows under version control")
     pull = workflows.add_subparsers(dest="workflows_command", required=True).add_parser(
-        "pull", help="copy ComfyUI's saved workflows (and their API form) into workflows_dir")
+        "pull", help="copy ComfyUI's saved workflows (their API form + a scaffold bindings file) into workflows_dir")
     _profile_args(pull)
     pull.add_argument("--dest", help="folder to write into (default: workflows_dir from the profile)")
     pull.set_defaults(func=cmd_workflows_pull)

@@ -175,3 +175,18 @@ def test_pull_writes_a_scaffold_beside_each_new_workflow_and_checks_kept_ones(tm
         again = pull_workflows(srv.url, tmp_path / "wf", timeout=5).set_index("workflow")
     assert again.loc["portrait.json", "bindings"] == "kept, 1 problem(s): seed: node 'Sampler' is not in the workflow " \
                                                      "(no node with that id or title)"
+
+
+def test_cli_pull_says_to_check_new_scaffolds(tmp_path, capsys):
+    from pistachio_nb.cli import main
+
+    root = tmp_path / "comfy"
+    with ComfyTestServer(root=root, models=MODELS, workflows=False) as srv:
+        (root / "user" / "default" / "workflows" / "portrait.json").write_bytes(INSTANTID.read_bytes())
+        args = ["workflows", "pull", "--params", str(repo_root() / "params" / "demo.yaml"), "--set",
+                f"workspace={tmp_path / 'ws'}", "--set", f"comfy_url={srv.url}", "--dest", str(tmp_path / "wf")]
+        assert main(args) == 0
+        assert "check them, above all AMBIGUOUS lines" in capsys.readouterr().out
+        assert main(args) == 0 and "AMBIGUOUS" not in capsys.readouterr().out  # kept: nothing new to check
+    assert places(load_bindings(tmp_path / "wf" / "api" / "portrait.bindings.yaml"), load_workflow(INSTANTID))["image"] == \
+        {("5", "image")}

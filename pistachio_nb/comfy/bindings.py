@@ -165,13 +165,11 @@ def load_bindings(path: str | Path) -> Bindings:
 
 def resolve_node(graph: dict[str, Any], ref: str) -> tuple[str | None, str]:
     """(node id, "") for a node title or id, or (None, why not): missing, or a title several nodes share."""
-    by_title = [nid for nid, n in graph.items() if str(n.get("_meta", {}).get("title", "")) == ref]
-    if ref in graph and (not by_title or by_title == [ref]):
-        return ref, ""
-    if len(by_title) == 1 and ref not in graph:
-        return by_title[0], ""
-    if len(by_title) + (ref in graph) > 1:
-        ids = sorted({*by_title, *([ref] if ref in graph else [])}, key=str)
+    ids = list(dict.fromkeys([*([ref] if ref in graph else []),
+                              *(nid for nid, n in graph.items() if str(n.get("_meta", {}).get("title", "")) == ref)]))
+    if len(ids) == 1:
+        return ids[0], ""
+    if ids:
         return None, f"ambiguous: nodes {', '.join(ids)} are all called {ref!r} (use the node id, or rename them)"
     return None, f"node {ref!r} is not in the workflow (no node with that id or title)"
 
