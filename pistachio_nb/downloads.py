@@ -2,7 +2,9 @@
 into place only after the sha256 matches, and report a present / downloaded / failed table.
 
 Manifest (`params/models-pod.yaml`): `models:` list of entries
-`{name, source: {hf_repo, filename[, revision]} | {url}, dest: <folder under comfy models>, sha256, size}`.
+`{name, source: {hf_repo, filename[, revision]} | {url}, dest: <folder under comfy models>, sha256, size}`
+(single files into ComfyUI's folders), and `hub:` list of whole hub repos for the diffusers /
+transformers stages (`pistachio_nb.hub_models`: pinned commit, patterns, variant, into the HF cache).
 """
 
 from __future__ import annotations
@@ -139,13 +141,19 @@ def _is_civitai(url: str) -> bool:
     return any(host == h or host.endswith("." + h) for h in CIVITAI_HOSTS)
 
 
-def load_manifest(path: str | Path, models_dir: str | Path) -> list[ModelFile]:
-    """Read and validate a models manifest; every entry is checked before any download starts."""
-    path = Path(path)
+def read_manifest(path: str | Path) -> dict[str, list]:
+    """The manifest's `models:` and `hub:` lists (either may be absent, not both)."""
     data = read_yaml(path, InputDataError, "models manifest", "set models_manifest to e.g. params/models-pod.yaml") or {}
-    if not isinstance(data, dict) or not isinstance(data.get("models"), list):
-        raise InputDataError(f"{path}: expected a top-level `models:` list")
-    entries = [_entry(raw, i, str(path), Path(models_dir)) for i, raw in enumerate(data["models"])]
+    lists = {key: data.get(key) or [] for key in ("models", "hub")} if isinstance(data, dict) else {}
+    if not lists or not all(isinstance(v, list) for v in lists.values()) or not any(lists.values()):
+        raise InputDataError(f"{path}: expected a top-level `models:` list (files) and/or `hub:` list (hub repos)")
+    return lists
+
+
+def load_manifest(path: str | Path, models_dir: str | Path) -> list[ModelFile]:
+    """Read and validate a models manifest's files; every entry is checked before any download starts."""
+    path = Path(path)
+    entries = [_entry(raw, i, str(path), Path(models_dir)) for i, raw in enumerate(read_manifest(path)["models"])]
     dupes = {e.dest for e in entries if sum(x.dest == e.dest for x in entries) > 1}
     if dupes:
         raise InputDataError(f"{path}: several entries write the same file: {sorted(map(str, dupes))}")
@@ -274,9 +282,12 @@ def download(entry: ModelFile, timeout: float = 30.0, attempts: int = 3, retry_w
 
 def ensure_models(manifest: str | Path | None, models_dir: str | Path, timeout: float = 30.0, attempts: int = 3,
                   retry_wait: float = 2.0) -> pd.DataFrame:
-    """Make every manifest file present and verified; one row per file: present / downloaded / failed."""
+    """Make every manifest file and hub snapshot present and verified; one row each: present / downloaded / failed."""
+    from .hub_models import ensure_hub_rows, load_hub_manifest
+
     models_dir = resolve(models_dir)
     entries = load_manifest(resolve(manifest), models_dir) if manifest else []
+    hub = load_hub_manifest(resolve(manifest)) if manifest else []  # both lists checked before any download
     rows = []
     for entry in tqdm(entries, desc="models", unit="file", disable=len(entries) < 2):
         start, status, detail = time.perf_counter(), "present", ""
@@ -289,7 +300,13 @@ def ensure_models(manifest: str | Path | None, models_dir: str | Path, timeout: 
         except OSError as err:  # e.g. reading a present file fails: this row fails, the others still run
             status, detail = "failed", f"{entry.name}: {err}"
         size = entry.dest.stat().st_size if entry.dest.is_file() else None
-        rows.append({"name": entry.name, "file": str(entry.dest.relative_to(models_dir)),
-                     "status": status, "MiB": None if size is None else round(size / 2**20, 2),
-                     "seconds": round(time.perf_counter() - start, 2), "detail": detail})
+        rows.append(table_row(entry.name, str(entry.dest.relative_to(models_dir)), status, size, start, detail))
+    rows += ensure_hub_rows(hub, timeout)
     return pd.DataFrame(rows, columns=["name", "file", "status", "MiB", "seconds", "detail"])
+
+
+def table_row(name: str, file: str, status: str, size: int | None, start: float, detail: str) -> dict:
+    """One row of the models table (`start` is the perf_counter when its work began)."""
+    return {"name": name, "file": file, "status": status, "MiB": None if size is None else round(size / 2**20, 2),
+            "seconds": round(time.perf_counter() - start, 2), "detail": detail}
+

@@ -1,12 +1,15 @@
 """One way to load every model: a hub id, a local folder or `tiny:<kind>`, all via `from_pretrained(path)`.
 
 `tiny:<kind>` is built once (see `tiny_models`) into `outputs/models/tiny-<kind>/` and from then on
-is just a local folder, so the demo exercises exactly the loading code the pod runs.
+is just a local folder, so the demo exercises exactly the loading code the pod runs. A hub id is the
+verified snapshot 00_setup downloaded (`hub_models.local_snapshot`), also a local folder: nothing is
+downloaded at load time, and a missing snapshot stops with the command that fetches it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -14,11 +17,10 @@ from typing import Any, NamedTuple, TypeVar
 
 import torch
 
-from . import tiny_models
+from . import hub_models, tiny_models
 from .dirs import atomic_dir
 from .errors import ModelLoadError, PistachioError
 from .paths import resolve
-from .secrets import get_secret
 
 TINY_PREFIX = "tiny:"
 TINY_ROOT = "outputs/models"
@@ -65,20 +67,33 @@ def _read_marker(folder: Path) -> dict | None:
 
 
 def resolve_model(ref: str) -> str:
-    """Turn a model reference into what `from_pretrained` takes: a local folder path or a hub id."""
+    """Turn a model reference into the local folder `from_pretrained` loads (a hub id: its verified snapshot)."""
+    return _resolve(ref)[0]
+
+
+def _resolve(ref: str) -> tuple[str, str | None]:
+    """(local folder, weights variant) of a model reference; a hub id resolves only to a verified snapshot."""
     ref = str(ref).strip()
     if ref.startswith(TINY_PREFIX):
-        return str(ensure_tiny(ref[len(TINY_PREFIX) :]))
+        return str(ensure_tiny(ref[len(TINY_PREFIX) :])), None
     local = resolve(ref)
     if local.exists():
-        return str(local)
+        return str(local), None
     if ref.startswith(("/", ".", "~")) or ref.count("/") > 1 or not _HUB_ID.match(ref):
         raise ModelLoadError(
             f"model path {ref!r} does not exist (looked at {local})",
             fix="correct the path in the params, download the model there first (00_setup), "
             "or give a hub id like 'stabilityai/stable-diffusion-xl-base-1.0' or 'tiny:sdxl'",
         )
-    return ref
+    found = hub_models.local_snapshot(ref)
+    if found is None:
+        raise ModelLoadError(
+            f"hub model {ref!r} is not downloaded: no verified snapshot in the hub cache {hub_models.hub_cache_dir()} "
+            f"(HF_HOME={os.environ.get('HF_HOME') or 'unset'}); stages never download",
+            fix="list it under hub: in the profile's models manifest (params/models-pod.yaml) and run "
+            "`pistachio models --params params/pod.yaml` (or 00_setup) with the same HF_HOME",
+        )
+    return str(found[0]), found[1]
 
 
 # --------------------------------------------------------------------------- device and dtype
@@ -96,9 +111,9 @@ def pick_dtype(device: str) -> torch.dtype:
 
 # --------------------------------------------------------------------------- loaders
 def _load(ref: str, what: str, loader: Callable[[str, dict], T]) -> T:
-    """Resolve `ref` and call `loader(resolved, hub_kwargs)`, turning any failure into ModelLoadError."""
-    resolved = resolve_model(ref)
-    kwargs = {} if Path(resolved).exists() else {"token": get_secret("HF_TOKEN")}
+    """Resolve `ref` and call `loader(resolved, weight_kwargs)`, turning any failure into ModelLoadError."""
+    resolved, variant = _resolve(ref)
+    kwargs = {"variant": variant} if variant else {}  # e.g. the fp16 weights the manifest chose
     try:
         return loader(resolved, kwargs)
     except PistachioError:
@@ -106,8 +121,8 @@ def _load(ref: str, what: str, loader: Callable[[str, dict], T]) -> T:
     except Exception as err:  # noqa: BLE001 - any library failure becomes one clear error
         raise ModelLoadError(
             f"could not load {what} from {ref!r} (resolved to {resolved}): {type(err).__name__}: {err}",
-            fix="check the model reference: a complete local folder, a hub id already downloaded on this "
-            "machine (set HF_TOKEN in the environment for gated repos), or 'tiny:<kind>' for the demo",
+            fix="check the model reference: a complete local folder, a hub id downloaded and verified by "
+            "`pistachio models --params ...` (00_setup), or 'tiny:<kind>' for the demo",
         ) from err
 
 
@@ -134,7 +149,7 @@ def _model_and_processor(model_cls: Any, processor_cls: Any, device: str | None,
 
     def load(path: str, kw: dict) -> ModelAndProcessor:
         model = model_cls.from_pretrained(path, dtype=dtype, **kw).to(device).eval()
-        return ModelAndProcessor(model, processor_cls.from_pretrained(path, **kw))
+        return ModelAndProcessor(model, processor_cls.from_pretrained(path))  # kw (the variant) names weights only
 
     return load
 

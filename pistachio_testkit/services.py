@@ -6,6 +6,7 @@ server on a free port, and returns the parameter values the notebooks need (its 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,13 @@ from .demo_data import make_demo_images
 from .demo_kb import write_demo_kb
 from .demo_model_source import write_demo_files
 from .fileserver import serve_folder
+from .hub_server import serve_hub, write_tiny_repo
 
 Started = tuple[dict[str, Any], Callable[[], None]]
 SOURCE_PLACEHOLDER = "{model_source}"  # in the demo manifest's URLs: the file server's base URL
+REVISION_PLACEHOLDER = "{{revision:{repo}}}"  # in the demo manifest's hub entries: that repo's commit on the local hub
+HUB_VARIABLES = ("HF_ENDPOINT", "HF_HOME")  # set while the service runs: kernels inherit them
+DEMO_HUB_REPOS = {"pistachio-tiny/sdxl": {"kind": "sdxl", "variant": "fp16"}, "pistachio-tiny/clip": {"kind": "clip"}}
 
 
 def _nothing() -> None:
@@ -44,9 +49,32 @@ def comfyui_imitation(workspace: Path, root: str = "comfy", models: dict[str, li
     return values, srv.stop
 
 
-def model_files(workspace: Path, manifest: str = "params/models-demo.yaml", folder: str = "model_source") -> Started:
-    """Serve the demo model files on a free port and write the demo manifest with that URL into the workspace."""
+def model_files(workspace: Path, manifest: str = "params/models-demo.yaml", folder: str = "model_source",
+                hub_repos: dict[str, dict] | None = None, hf_home: str = "hf-home") -> Started:
+    """Serve the demo model files, and the tiny models as hub repos, on free ports; write the demo manifest.
+
+    `hub_repos` (default: the demo manifest's) maps a repo id to `{kind: <tiny kind>, variant: <fp16 or none>}`; the manifest's
+    `{revision:<repo id>}` become their commits. HF_ENDPOINT and HF_HOME (`<workspace>/<hf_home>`) are set
+    for the run, as a pod user exports them, and restored when the service stops.
+    """
     write_demo_files(workspace / folder)
-    server = serve_folder(workspace / folder)
-    text = resolve(manifest).read_text(encoding="utf-8").replace(SOURCE_PLACEHOLDER, server.url)
-    return {"models_manifest": str(write_text(workspace / Path(manifest).name, text))}, server.close
+    files = serve_folder(workspace / folder)
+    repos = {repo: write_tiny_repo(spec["kind"], workspace / "hub_repos" / repo, spec.get("variant"))
+             for repo, spec in (DEMO_HUB_REPOS if hub_repos is None else hub_repos).items()}
+    hub = serve_hub(repos)
+    text = resolve(manifest).read_text(encoding="utf-8").replace(SOURCE_PLACEHOLDER, files.url)
+    for repo in repos:
+        text = text.replace(REVISION_PLACEHOLDER.format(repo=repo), hub.commit(repo))
+    saved = {name: os.environ.get(name) for name in HUB_VARIABLES}
+    os.environ.update({"HF_ENDPOINT": hub.url, "HF_HOME": str(workspace / hf_home)})
+
+    def stop() -> None:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        hub.close()
+        files.close()
+
+    return {"models_manifest": str(write_text(workspace / Path(manifest).name, text))}, stop

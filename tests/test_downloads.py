@@ -186,7 +186,8 @@ def test_manifest_errors_name_the_entry(tmp_path, bad, words):
 
 def test_demo_manifest_is_filled_with_the_service_url_and_matches_the_files(tmp_path):
     """The demo manifest's sha256/size are the bytes the demo service serves (a pin bump would show here)."""
-    from pistachio_testkit.services import model_files
+    from pistachio_nb.hub_models import load_hub_manifest
+    from pistachio_testkit.services import DEMO_HUB_REPOS, model_files
 
     values, stop = model_files(tmp_path / "ws")
     try:
@@ -194,7 +195,10 @@ def test_demo_manifest_is_filled_with_the_service_url_and_matches_the_files(tmp_
         assert sorted(e.dest.name for e in entries) == sorted(DEMO_FILES)
         assert all(e.url.startswith("http://127.0.0.1:") for e in entries)
         fetched = ensure_models(values["models_manifest"], tmp_path / "models", retry_wait=0.01)
-        assert fetched["status"].tolist() == ["downloaded"] * len(DEMO_FILES)
+        assert fetched["status"].tolist() == ["downloaded"] * (len(DEMO_FILES) + len(DEMO_HUB_REPOS))
+        hub = load_hub_manifest(values["models_manifest"])  # the template's {revision:REPO}, filled with commits
+        assert [m.repo for m in hub] == list(DEMO_HUB_REPOS) and all(len(m.revision) == 40 for m in hub)
+        assert fetched["file"].tolist()[len(DEMO_FILES):] == [f"hub:{m.repo}@{m.revision[:12]}" for m in hub]
     finally:
         stop()
     written = {p.name: p for p in write_demo_files(tmp_path / "again")}

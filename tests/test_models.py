@@ -82,8 +82,12 @@ def test_stale_tiny_model_is_rebuilt(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == [folder.name]
 
 
-def test_resolve_model_kinds_of_reference(tmp_path):
-    assert models.resolve_model("stabilityai/stable-diffusion-xl-base-1.0") == "stabilityai/stable-diffusion-xl-base-1.0"
+def test_resolve_model_kinds_of_reference(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    with pytest.raises(ModelLoadError) as err:  # a hub id is only ever its verified snapshot: never downloaded here
+        models.resolve_model("stabilityai/stable-diffusion-xl-base-1.0")
+    assert "stabilityai/stable-diffusion-xl-base-1.0" in str(err.value) and "empty-hf-home" in str(err.value)
+    assert "pistachio models --params" in err.value.fix
     assert models.resolve_model(str(tmp_path)) == str(tmp_path)
     assert models.resolve_model("tiny:sdxl").endswith("outputs/models/tiny-sdxl")
 
