@@ -150,3 +150,21 @@ def test_mean_difference_is_zero_for_same_pixels_and_counts_levels():
         return buf.getvalue()
 
     assert mean_difference(png(10), png(10)) == 0.0 and mean_difference(png(10), png(13)) == 3.0
+
+
+def test_cli_publish_lora_prints_the_table_and_exits_by_verdict(tmp_path, server, capsys):
+    import yaml
+
+    from pistachio_nb.cli import main
+
+    lora = write_lora(tmp_path / "ws" / "lora" / "a-step-10.safetensors", [GOOD])
+    params(tmp_path, server, lora)  # writes the recommendation
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(yaml.safe_dump({"common": {"workspace": str(tmp_path / "ws")}, "04_checkpoints": {
+        "comfy_url": server.url, "comfy_models_dir": str(server.models_root)}}))
+    assert main(["publish-lora", "--params", str(profile)]) == 0
+    out = capsys.readouterr().out
+    assert "LoRA changes the picture" in out and "ComfyUI workflows can use pstchio.safetensors" in out
+    bad = write_lora(tmp_path / "bad.safetensors", ["nope.weights"])
+    assert main(["publish-lora", "--params", str(profile), "--lora", str(bad)]) == 1
+    assert "lora key not loaded: nope.weights.alpha" in capsys.readouterr().out
