@@ -29,6 +29,15 @@ OLD_RESTART = (
     "--listen 0.0.0.0 --port 8188` inside a tmux session so it survives closing the browser."
 )
 
+# Planted conflicting rules: each pairs with a rule stated elsewhere (see PLANTED_CONFLICTS).
+ANSWER_FIRST = "Answer first; run the health check only when the task needs the pod."
+HEALTH_EVERY_ANSWER = ("Always run the health check before every answer; a dead ComfyUI looked like a slow one "
+                       "for a whole hour.")
+RESIZE_IN_PLACE = "Resize the images in place before the backup so that the archive stays small."
+SAVE_AT_END = "Save a checkpoint only at the end of a run; intermediate ones fill the volume."
+SKIP_DRIFT_CHECK = ("Skip the dependency drift check when the pod starts from the pinned image; the image already "
+                    "guarantees the versions.")
+
 MISTAKES = [
     "Do not resize images in place; write resized copies next to the originals.",
     "Check that the caption count equals the image count before training.",
@@ -71,6 +80,7 @@ on port 8188. The current pod is pod-7f3a9c; its network volume is mounted at /w
 
 Answer with the exact command to run, one command per line, never a multi-line paste that depends on the
 environment of the previous line. Say which machine a command runs on: the laptop or the pod.
+{ANSWER_FIRST}
 
 ## Learned mistakes
 
@@ -89,6 +99,10 @@ What working sessions taught us, newest last. Loaded at the start of every sessi
 ## 2025-02-10: silent ComfyUI crashes
 
 {SILENT_CRASH}
+
+## 2025-02-13: pod health
+
+{HEALTH_EVERY_ANSWER}
 
 ## 2025-02-12: caption length
 
@@ -109,7 +123,8 @@ WEEKS = [
     ("Week 17", "Inpainting fixes hands reliably at a denoise strength around 0.55 with a mask grown by eight "
                 "pixels; lower strengths keep the broken fingers, higher ones change the sleeve as well."),
     ("Week 20", "Second training run with the holdout set: checkpoint 1,500 wins the side-by-side comparison on "
-                "eleven of twelve validation prompts. Batch generation through the API now resumes after a restart."),
+                "eleven of twelve validation prompts. Batch generation through the API now resumes after a restart. "
+                f"{SKIP_DRIFT_CHECK}"),
 ]
 
 
@@ -184,6 +199,7 @@ nodes install their own dependencies.
 
 Copy the trained LoRA files, the captions and the workflow JSON from the network volume to the laptop at
 the end of each day with rsync; the volume is billed separately and is deleted with the account.
+{RESIZE_IN_PLACE}
 
 ## Disaster recovery
 
@@ -239,7 +255,7 @@ The 100 GB volume of pod-7f3a9c holds the datasets, the checkpoints and the virt
 least 20 GB free: the trainer writes optimizer state next to every saved checkpoint.
 """
 
-NEW_POD_MD = """# Pod
+NEW_POD_MD = f"""# Pod
 
 ## Choosing a GPU
 
@@ -250,6 +266,7 @@ the older cards, because the run is shorter. Pick the secure cloud so the machin
 
 The 200 GB volume is attached to pod-b21e04 and holds datasets, checkpoints, the environment and the
 ComfyUI models folder. Leave 30 GB free for optimizer state and the daily backup archive.
+{SAVE_AT_END}
 
 ## SSH access
 
@@ -293,4 +310,14 @@ COMMITS: list[tuple[str, str, dict[str, str]]] = [
     ("2025-06-15T12:00:00+00:00", "Add the captioning guide", {
         "CLAUDE.md": claude_md(17), "PROGRESS.md": progress_md(6), "kb/captioning.md": CAPTIONING_MD,
     }),
+]
+
+# (file, text on one side) x (file, text on the other): every rule pair the conflict finder should list.
+_DRIFT = [("CLAUDE.md", "Before training, always run"), ("LEARNINGS.md", "Before every training run, always run"),
+          ("docs/operations_manual.md", "Before training, always run")]
+PLANTED_CONFLICTS: list[tuple[tuple[str, str], tuple[str, str]]] = [
+    (("CLAUDE.md", "Answer first;"), ("LEARNINGS.md", "Always run the health check")),
+    (("CLAUDE.md", "Do not resize images in place"), ("docs/operations_manual.md", "Resize the images in place")),
+    (("CLAUDE.md", "Save a checkpoint every 250 steps"), ("kb/pod.md", "Save a checkpoint only at the end")),
+    *[(copy, ("PROGRESS.md", "Skip the dependency drift check")) for copy in _DRIFT],
 ]

@@ -14,8 +14,9 @@ from pistachio_nb.errors import InputDataError, ParamsError
 from pistachio_nb.knowledge import audit_knowledge
 from pistachio_nb.knowledge.inventory import load_kb
 from pistachio_nb.knowledge import KnowledgeAuditParams
+from pistachio_nb.knowledge.proposal import propose_knowledge
 from pistachio_testkit.demo_kb import write_demo_kb
-from pistachio_testkit.demo_kb_text import COMMITS, MISTAKES
+from pistachio_testkit.demo_kb_text import COMMITS, MISTAKES, PLANTED_CONFLICTS
 
 CLEAN = "kb/captioning.md"
 
@@ -26,7 +27,7 @@ def params(tmp, kb_root, **overrides) -> KnowledgeAuditParams:
         always_loaded=["CLAUDE.md", "LEARNINGS.md", "PROGRESS.md", "kb/pod_checklist.md"], context_budget=1000,
         placeholder_patterns=[r"\[FILL IN[^\]]*\]", r"\bTODO\b", r"\bTBD\b"], blank_share=0.5,
         duplicate_threshold=0.5, stale_days=60, superseded_terms={"pod-7f3a9c": "pod-b21e04"},
-        growth_sections=["Learned mistakes"],
+        growth_sections=["Learned mistakes"], learnings_file="LEARNINGS.md", critical_rules=30, skills_dir="skills",
     )
     return KnowledgeAuditParams(**{**values, **overrides})
 
@@ -126,13 +127,21 @@ def check_demo_outputs(ws, rendered: str) -> None:
     assert len(pd.read_csv(out / "growth.csv")) == len(COMMITS)
     assert (out / "budget.png").stat().st_size > 10_000 and "## Disposition" in (out / "report.md").read_text()
     assert rendered.count('"image/png"') >= 2 and "Traceback" not in rendered  # budget and growth charts shown
+    proposal = pd.read_csv(ws / "knowledge_proposal" / "before_after.csv").set_index("figure")
+    assert int(proposal.loc["always-loaded tokens", "after"]) <= int(proposal.loc["always-loaded tokens", "budget"])
+    assert int(proposal.loc["duplicate groups", "after"]) == 0
+    assert len(pd.read_csv(out / "conflicts.csv")) == len(PLANTED_CONFLICTS)
+    assert '"name": "stderr"' not in rendered and "dtype: object" not in rendered
+    assert "](budget.png)" not in rendered  # the report's chart is embedded, not a broken relative link
 
 
 def test_demo_output_check_accepts_the_audit_and_rejects_a_wrong_disposition(demo, tmp_path):
     p, audit, _ = demo
     rendered = '"image/png" "image/png"'
+    propose_knowledge(audit, p)
     check_demo_outputs(p.workspace, rendered)
     shutil.copytree(audit.out_dir, tmp_path / "knowledge_audit")
+    shutil.copytree(p.workspace / "knowledge_proposal", tmp_path / "knowledge_proposal")
     csv = tmp_path / "knowledge_audit" / "disposition.csv"
     csv.write_text(csv.read_text().replace("skip until filled", "keep"))
     with pytest.raises(AssertionError):

@@ -21,6 +21,7 @@ from .markdown import MarkdownDoc, parse_markdown, words
 # rule of thumb for English prose with BPE tokenizers (code and tables tend to cost somewhat more).
 CHARS_PER_TOKEN = 4
 MARKDOWN_SUFFIXES = (".md", ".markdown")
+ARCHIVE_DIR = "archive"  # retired pages (a proposal moves stale files here); kept for history, never audited
 
 
 def estimate_tokens(text: str) -> int:
@@ -47,10 +48,11 @@ class KbFile:
 
 
 def find_markdown(root: Path) -> list[str]:
-    """Markdown files below `root` (relative, sorted); hidden folders such as .git or .venv are not entered."""
+    """Markdown files below `root` (relative, sorted); hidden folders (.git, .venv) and the top-level archive/
+    folder are not entered."""
     found = []
     for folder, dirs, names in os.walk(root):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not (folder == str(root) and d == ARCHIVE_DIR)]
         rel = Path(folder).relative_to(root)
         found += [(rel / n).as_posix() for n in names
                   if n.lower().endswith(MARKDOWN_SUFFIXES) and not n.startswith(".")]

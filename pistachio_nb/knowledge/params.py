@@ -18,7 +18,7 @@ class KnowledgeAuditParams(NotebookParams):
     notebook: ClassVar[str] = "07_knowledge_audit"
 
     workspace: Path = Field(description="character workspace folder; the audit writes to <workspace>/knowledge_audit/")
-    input_paths: ClassVar[dict[str, str]] = {"kb_root": "dir"}
+    input_paths: ClassVar[dict[str, str]] = {"kb_root": "dir", "skills_dir": "dir"}
 
     kb_root: Path = Field(description="folder of Markdown files to audit (read only, searched recursively)")
     always_loaded: list[str] = Field(description="globs relative to kb_root read before every task")
@@ -29,6 +29,9 @@ class KnowledgeAuditParams(NotebookParams):
     stale_days: int = Field(ge=1, description="a section is stale when a file changed at least this many days later has the same heading")
     superseded_terms: dict[str, str] = Field(description="old term -> what replaced it; every mention is listed")
     growth_sections: list[str] = Field(description="headings whose line count is followed through git history")
+    learnings_file: str = Field(description="the one learnings file (relative to kb_root); the proposal gives it a critical-rules head")
+    critical_rules: int = Field(ge=1, le=100, description="at most this many one-line rules in that head")
+    skills_dir: Path = Field(description="the suite's generated skill files, audited like any knowledge base")
 
     @field_validator("placeholder_patterns")
     @classmethod

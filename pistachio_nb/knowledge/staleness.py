@@ -18,7 +18,7 @@ FILLER_WORDS = {
 }
 
 
-def _stem(word: str) -> str:
+def stem(word: str) -> str:
     for suffix in ("ing", "es", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)]
@@ -27,7 +27,7 @@ def _stem(word: str) -> str:
 
 def topic_key(title: str) -> frozenset[str]:
     """A heading's topic: its content words, crudely stemmed, order-free ("Restarting ComfyUI" == "ComfyUI restart")."""
-    return frozenset(_stem(w) for w in words(title) if w not in FILLER_WORDS)
+    return frozenset(stem(w) for w in words(title) if w not in FILLER_WORDS)
 
 
 def stale_table(files: list[KbFile], stale_days: int) -> pd.DataFrame:
