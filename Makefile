@@ -5,10 +5,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pinned-stamp
 export OMP_NUM_THREADS ?= 1
+# The named kernel every Jupyter of this user finds (the pod's own JupyterLab too): the user's kernelspec
+# folder (~/.local/share/jupyter/kernels, or $$JUPYTER_DATA_DIR/kernels). KERNEL_WHERE=--prefix=/usr/local
+# registers it system-wide instead, for a Jupyter that runs as another user.
+KERNEL_NAME := pistachio
+KERNEL_DISPLAY := Pistachio (.venv)
+KERNEL_WHERE ?= --user
 
-.PHONY: setup demo test bench clean-venv comfyui
+.PHONY: setup kernel demo test bench clean-venv comfyui
 
-setup: $(STAMP)
+# idempotent: the venv is rebuilt only when the pins change; the kernel is re-registered every time
+# (a pod restart can wipe the home folder while the venv on the volume survives)
+setup: $(STAMP) kernel
+
+kernel: $(STAMP)
+	$(BIN)/python -m ipykernel install $(KERNEL_WHERE) --name $(KERNEL_NAME) --display-name "$(KERNEL_DISPLAY)" >/dev/null
+	@echo 'kernel "$(KERNEL_DISPLAY)" registered: pick it in JupyterLab'
 
 $(STAMP): requirements-pinned.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)

@@ -194,6 +194,29 @@ def check_model_file(rel: str, models_dir: Path, listing: list[str] | None) -> R
     return Row(PASS, f"model: {rel}", f"{size}; listed by ComfyUI")
 
 
+def check_published_lora(ws: Path, models_dir: Path, listing: list[str] | None) -> Row:
+    """The alias 04_checkpoints published: in ComfyUI's loras folder, listed, and still the content it verified."""
+    from .comfy.publish import PUBLISHED_FILE, read_published, sha256_file
+
+    record = read_published(ws)
+    if record is None:
+        return Row(WARN, "published LoRA", f"none yet ({ws / PUBLISHED_FILE} missing)",
+                   "run 04_checkpoints to its last step, or `pistachio publish-lora --params ...`")
+    alias = models_dir / "loras" / record["alias"]
+    if not alias.is_file():
+        return Row(FAIL, "published LoRA", f"{alias} is missing", "publish again: `pistachio publish-lora --params ...`")
+    if sha256_file(alias) != record["sha256"]:
+        return Row(FAIL, "published LoRA", f"{alias.name} holds other content than the verified {record['file']}",
+                   "it was replaced by hand: publish again, so ComfyUI checks the file workflows use")
+    if listing is None:
+        return Row(WARN, "published LoRA", f"{alias.name} = {record['file']}; ComfyUI listing not available",
+                   "start ComfyUI to confirm it sees the file")
+    if alias.name not in listing:
+        return Row(FAIL, "published LoRA", f"{alias.name} = {record['file']}, but ComfyUI's /models/loras does not list it",
+                   "ComfyUI reads another models folder: fix comfy_models_dir or extra_model_paths.yaml")
+    return Row(PASS, "published LoRA", f"{alias.name} = {record['file']}, listed by ComfyUI")
+
+
 def check_crashes(crash_log: Path) -> Row:
     """ComfyUI crashes the watchdog logged in the last 24 hours."""
     recent = recent_crashes(crash_log)
@@ -223,6 +246,7 @@ def health_report(params: Any) -> pd.DataFrame:
             needed = sorted(params.required_models)
         listings = {f: model_listing(client, f) if up else None for f in {rel.split("/", 1)[0] for rel in needed}}
         rows += [check_model_file(rel, models_dir, listings[rel.split("/", 1)[0]]) for rel in needed]
+        rows.append(check_published_lora(ws, models_dir, model_listing(client, "loras") if up else None))
     rows += [*check_volume(ws), check_writable(ws, "workspace"), check_writable(output_dir, "ComfyUI output"),
              check_crashes(ws / CRASH_LOG)]
     return pd.DataFrame([r.__dict__ for r in rows], columns=["status", "check", "found", "fix"])
