@@ -7,7 +7,7 @@ STAMP := $(VENV)/.pinned-stamp
 export OMP_NUM_THREADS ?= 1
 # The named kernel every Jupyter of this user finds (the pod's own JupyterLab too): the user's kernelspec
 # folder (~/.local/share/jupyter/kernels, or $$JUPYTER_DATA_DIR/kernels). KERNEL_WHERE=--prefix=/usr/local
-# registers it system-wide instead, for a Jupyter that runs as another user.
+# registers it system-wide instead, for a Jupyter that runs as another user. It loads the env file first.
 KERNEL_NAME := pistachio
 KERNEL_DISPLAY := Pistachio (.venv)
 KERNEL_WHERE ?= --user
@@ -19,8 +19,7 @@ KERNEL_WHERE ?= --user
 setup: $(STAMP) kernel
 
 kernel: $(STAMP)
-	$(BIN)/python -m ipykernel install $(KERNEL_WHERE) --name $(KERNEL_NAME) --display-name "$(KERNEL_DISPLAY)" >/dev/null
-	@echo 'kernel "$(KERNEL_DISPLAY)" registered: pick it in JupyterLab'
+	$(BIN)/python -m pistachio_nb.pod.kernel install $(KERNEL_WHERE) --name $(KERNEL_NAME) --display-name "$(KERNEL_DISPLAY)"
 
 $(STAMP): requirements-pinned.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)

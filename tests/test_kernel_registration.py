@@ -1,4 +1,4 @@
-"""`make setup` registers a named kernel that a Jupyter from another environment lists and starts.
+"""`make setup` registers a named kernel that a Jupyter from another environment lists and starts (env file loaded).
 
 The other Jupyter is a venv of its own with only jupyter_client (the pod's JupyterLab stands in), built
 once into ~/.cache/pistachio/ from the package index; the kernelspec goes to a temp JUPYTER_DATA_DIR.
@@ -30,7 +30,8 @@ specs = KernelSpecManager().get_all_specs()
 km, kc = start_new_kernel(kernel_name=sys.argv[1], startup_timeout=120)
 out = []
 try:
-    kc.execute_interactive("import sys, pistachio_nb; print(pistachio_nb.__file__); print(sys.executable)", timeout=120,
+    kc.execute_interactive("import os, sys, pistachio_nb; print(pistachio_nb.__file__); print(sys.executable); "
+                           "print(os.environ.get('PISTACHIO_T_KERNEL', 'unset'))", timeout=120,
                            output_hook=lambda m: out.append(m["content"].get("text", "")))
 finally:
     kc.stop_channels(); km.shutdown_kernel(now=True)
@@ -63,16 +64,21 @@ def data_dir(tmp_path_factory) -> Path:
     return folder
 
 
-def test_another_jupyter_lists_the_kernel_and_it_imports_the_package(other_jupyter, data_dir):
+def test_another_jupyter_lists_the_kernel_and_it_imports_the_package(other_jupyter, data_dir, tmp_path):
     kernel = makefile_kernel()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    env_file = tmp_path / "env"
+    env_file.write_text("PISTACHIO_T_KERNEL=from-the-env-file\n")
+    env_file.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON", "PISTACHIO_T_"))}
     proc = subprocess.run([str(other_jupyter), "-c", PROBE, kernel["NAME"]], cwd=data_dir, timeout=300,
-                          env={**env, "JUPYTER_DATA_DIR": str(data_dir)}, capture_output=True, text=True)
+                          env={**env, "JUPYTER_DATA_DIR": str(data_dir), "PISTACHIO_ENV_FILE": str(env_file)},
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = json.loads(proc.stdout.strip().splitlines()[-1])
     assert found["specs"][kernel["NAME"]] == kernel["DISPLAY"] == "Pistachio (.venv)"
     assert not found["client_from"].startswith(str(ROOT))  # really the other environment's Jupyter
-    module_file, executable = found["out"].split()
+    module_file, executable, from_env_file = found["out"].split()
+    assert from_env_file == "from-the-env-file"  # the kernel loads the env file, as the CLI does
     assert Path(module_file) == ROOT / "pistachio_nb" / "__init__.py"
     assert Path(executable) == ROOT / ".venv" / "bin" / "python"
     assert sorted(p.name for p in (data_dir / "kernels").iterdir()) == [kernel["NAME"]]
