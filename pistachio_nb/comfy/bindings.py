@@ -34,7 +34,8 @@ FIELDS = {
 LORA_FIELDS = ("lora", "lora_strength")
 FIXED = "fixed lora"  # a loader that is only listed (checked to exist) or given a fixed strength
 VALUE_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
-FIX = "edit the bindings file: `field: {node: <node title or id>, input: <input name>}` (see pistachio_nb/workflows/*.bindings.yaml)"
+FIX = ("edit the bindings file: `field: {node: <node title or id>, input: <input name>}` "
+       "(examples: pistachio_nb/workflows/*.bindings.yaml)")
 
 
 class BindingsError(WorkflowError):

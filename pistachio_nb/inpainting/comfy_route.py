@@ -72,10 +72,16 @@ def graph_values(p: InpaintingParams, image_name: str, prefix: str) -> dict[str,
                 lora_strength=p.lora_scale, filename_prefix=prefix)
 
 
-def build_graph(p: InpaintingParams, image_name: str, prefix: str) -> dict[str, Any]:
-    """The inpaint workflow filled from the params (the character LoRA's node left out when `comfy_lora` is empty)."""
-    graph, bindings = load_workflow(WORKFLOW), workflow_bindings(WORKFLOW)
-    filled = fill(graph, bindings, **graph_values(p, image_name, prefix))
+def build_graph(p: InpaintingParams, image_name: str, prefix: str,
+                object_info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The inpaint workflow filled from the params (the character LoRA's node left out when `comfy_lora` is empty).
+
+    With the server's `/object_info`, the bindings are checked against its nodes first (every problem at once).
+    """
+    graph, bindings, values = load_workflow(WORKFLOW), workflow_bindings(WORKFLOW), graph_values(p, image_name, prefix)
+    if object_info is not None:
+        check_bindings(bindings, graph, given(values), object_info, where=f"workflow {WORKFLOW}")
+    filled = fill(graph, bindings, **values)
     for node_id in [] if p.comfy_lora else bound_nodes(bindings, graph, "lora"):
         filled = bypass(filled, node_id)
     return filled
@@ -99,10 +105,8 @@ def comfy_inpaint(p: InpaintingParams, job: Job, crop: Crop) -> ComfyResult:
         picture = client.upload_image(png_bytes(crop_image), f"pistachio_inpaint_{key}.png", subfolder="pistachio")
         masked = upload_masked(client, picture, crop_mask, f"pistachio_inpaint_{key}_masked.png")
         name = f"{masked.subfolder}/{masked.filename}" if masked.subfolder else masked.filename
-        prefix, info = f"pistachio/inpaint_{key}", client.object_info()
-        check_bindings(workflow_bindings(WORKFLOW), load_workflow(WORKFLOW), given(graph_values(job.params, name, prefix)),
-                       info, where=f"workflow {WORKFLOW}")
-        graph = build_graph(job.params, name, prefix)
+        info = client.object_info()
+        graph = build_graph(job.params, name, f"pistachio/inpaint_{key}", info)
         check_workflow(graph, info, where=f"workflow {WORKFLOW}")
         run = client.run(graph, timeout=p.comfy_timeout)
         with Image.open(io.BytesIO(client.view(run.images[0]))) as out:
