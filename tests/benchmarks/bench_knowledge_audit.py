@@ -1,16 +1,21 @@
 """Benchmark the knowledge audit on a synthetic knowledge base: run time, and recall/precision of the
-MinHash+LSH duplicate finder on planted edited copies. Prints its figures; not collected by pytest."""
+MinHash+LSH duplicate finder on planted edited copies; precision/recall of the conflicting-rules finder on
+the demo knowledge base's planted conflicts and its false pairs on clean text. Prints its figures; not collected by pytest."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from pistachio_nb.knowledge.conflicts import conflicts_table, find_rules
 from pistachio_nb.knowledge.duplication import find_duplicates, shingle_hashes
 from pistachio_nb.knowledge.inventory import load_kb
+from pistachio_testkit.demo_kb import write_demo_kb
+from pistachio_testkit.demo_kb_text import PLANTED_CONFLICTS
 
 N_FILES, PARAGRAPHS, WORDS, N_COPIES = 300, 20, 60, 200
 THRESHOLD = 0.5
@@ -64,5 +69,34 @@ def main() -> None:
     print(f"found: {len(found & set(planted))}/{len(planted)} planted pairs, {len(found & above)}/{len(above)} "
           f"of those with exact Jaccard >= {THRESHOLD}; groups that are not a planted pair: {len(found - set(planted))}")
 
+
+def where(files, rel: str, snippet: str) -> str:
+    return next(f"{rel}:{n}" for f in files if f.rel == rel for n, line in enumerate(f.doc.lines, 1) if snippet in line)
+
+
+def conflicts() -> None:
+    """Precision and recall on the demo's planted pairs; pairs found in clean text (all of them false)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = load_kb(write_demo_kb(Path(tmp) / "kb"), [])
+    planted = {frozenset({where(files, *a), where(files, *b)}) for a, b in PLANTED_CONFLICTS}
+    table = conflicts_table(files)
+    found = {frozenset(pair) for pair in zip(table["where_a"], table["where_b"])}
+    hits = len(found & planted)
+    print(f"conflicts on the demo KB: {len(find_rules(files))} rules, {len(found)} pairs listed, {len(planted)} planted; "
+          f"precision {hits / max(1, len(found)):.2f}, recall {hits / len(planted):.2f}")
+    clean = [f for f in files if f.rel == "kb/captioning.md"]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for nb in Path("notebooks").glob("*.ipynb"):
+            cells = json.loads(nb.read_text())["cells"]
+            (root / f"{nb.stem}.md").write_text("\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown"))
+        for page in Path("skills").glob("*.md"):
+            (root / f"skill_{page.name}").write_text(page.read_text())
+        clean += load_kb(root, [])
+    print(f"conflicts on clean text ({len(clean)} files: captioning guide, notebook prose, skills): "
+          f"{len(find_rules(clean))} rules, {len(conflicts_table(clean))} pairs listed (every one would be false)")
+
+
 if __name__ == "__main__":
     main()
+    conflicts()
