@@ -168,3 +168,18 @@ def test_cli_publish_lora_prints_the_table_and_exits_by_verdict(tmp_path, server
     bad = write_lora(tmp_path / "bad.safetensors", ["nope.weights"])
     assert main(["publish-lora", "--params", str(profile), "--lora", str(bad)]) == 1
     assert "lora key not loaded: nope.weights.alpha" in capsys.readouterr().out
+
+
+def test_health_row_sees_the_alias_and_a_hand_replaced_one(tmp_path, server):
+    from pistachio_nb import health
+
+    lora = write_lora(tmp_path / "l.safetensors", [GOOD])
+    p = params(tmp_path, server, lora)
+    assert health.check_published_lora(p.ws.root, server.models_root, []).status == "WARN"  # nothing published yet
+    done = publish_lora(p)
+    row = health.check_published_lora(p.ws.root, server.models_root, [done.alias])
+    assert row.status == "PASS" and done.file in row.found
+    assert health.check_published_lora(p.ws.root, server.models_root, []).status == "FAIL"
+    write_lora(server.models_root / "loras" / done.alias, [GOOD], seed=5)
+    row = health.check_published_lora(p.ws.root, server.models_root, [done.alias])
+    assert row.status == "FAIL" and "other content" in row.found

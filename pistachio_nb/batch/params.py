@@ -24,7 +24,7 @@ class BatchParams(NotebookParams):
     servers: list[str] = Field(description="ComfyUI base URLs; each job goes to the least busy one")
     workflow: str = Field(min_length=1, description="API-format workflow: template name in pistachio_nb/workflows, or a path")
     comfy_checkpoint: str = Field(description="checkpoint file name exactly as ComfyUI lists it")
-    comfy_lora: str = Field(description='LoRA file name as ComfyUI lists it ("" keeps the workflow\'s)')
+    comfy_lora: str = Field(description='LoRA file name as ComfyUI lists it: 04_checkpoints publishes the pick as <trigger>.safetensors ("" keeps the workflow\'s)')
     model: str = Field(min_length=1, description="local backend: SDXL base model (hub id, local folder, or tiny:sdxl)")
     lora: str = Field(min_length=1, description="local backend: LoRA .safetensors, \"recommended\" (04_checkpoints' pick) or \"none\"")
     negative: str = Field(description="negative prompt for rows that give none")

@@ -55,7 +55,7 @@ class InpaintingParams(NotebookParams):
     sweep_lora_scales: list[float] = Field(min_length=1, max_length=8, description="LoRA scales of the sweep grid (columns)")
     comfy_url: str = Field(description="ComfyUI server URL; \"\" skips the ComfyUI route")
     comfy_checkpoint: str = Field(description="checkpoint file name as ComfyUI lists it")
-    comfy_lora: str = Field(description="LoRA file name as ComfyUI lists it; \"\" for no LoRA")
+    comfy_lora: str = Field(description="LoRA file name as ComfyUI lists it: 04_checkpoints publishes the pick as <trigger>.safetensors; \"\" for no LoRA")
     comfy_timeout: float = Field(gt=0, le=3600, description="seconds to wait for the ComfyUI result")
 
     @model_validator(mode="after")
