@@ -11,6 +11,8 @@ import importlib
 import json
 import os
 import signal
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +32,7 @@ from .paths import repo_root, resolve
 from .procgroup import signal_group, stop_groups
 from .progress import NotebookProgress, notebook_progress
 from .profiles import Profile, did_you_mean, load_profile, parse_sets, resolve_values
+from .render import render_html, write_index
 from .secrets import scrub, scrub_data
 
 EXIT_OK, EXIT_FAILED, EXIT_PARAMS, EXIT_DRIFT, EXIT_LOCKED = 0, 1, 2, 3, 75
@@ -192,18 +195,6 @@ def missing_artifacts(notebook: Path, workspace: Path) -> list[str]:
     return [g for g in declared_artifacts(notebook) if not glob.glob(str(workspace / g), recursive=True)]
 
 
-def render_html(rendered: Path) -> Path:
-    """Write the rendered notebook's HTML beside it, exported from the scrubbed notebook and scrubbed again.
-
-    Scrubbing the parsed cells (not the file's text) catches secrets the JSON or HTML escaping changed.
-    """
-    from nbconvert import HTMLExporter
-
-    notebook = scrub_data(nbformat.read(str(rendered), as_version=4))
-    body, _ = HTMLExporter().from_notebook_node(notebook)
-    return write_text(rendered.with_suffix(".html"), scrub(body))
-
-
 def scrub_file(path: Path) -> None:
     """Rewrite a file with every secret replaced (only when one is present).
 
@@ -228,6 +219,17 @@ def failure_summary(err: Exception) -> str:
     return scrub(f"{where}{ename}: {evalue}".strip())[:2000]
 
 
+def ipc_kernel_config(folder: str) -> Any:
+    """Kernel config: talk to the kernel over Unix sockets in `folder`, not TCP on localhost (no open port, no
+    plain-text traffic other local users could read, and no "running over TCP without encryption" warning)."""
+    from traitlets.config import Config
+
+    config = Config()
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.ip = os.path.join(folder, "kernel")
+    return config
+
+
 def execute_one(notebook: Path, inject: dict, run_dir: Path, progress: NotebookProgress | None = None) -> NotebookResult:
     """Run one notebook with papermill; a failure still saves the rendered notebook marked at the failing cell.
 
@@ -237,17 +239,21 @@ def execute_one(notebook: Path, inject: dict, run_dir: Path, progress: NotebookP
 
     result = NotebookResult(notebook.stem, rendered=str(run_dir / notebook.name))
     start = time.perf_counter()
+    sockets = tempfile.mkdtemp(prefix="pistachio-kernel-")  # private (0700): the kernel's IPC sockets
     try:
         pm.execute_notebook(
             str(notebook), result.rendered, parameters=inject, kernel_name="python3",
             cwd=str(notebook.parent), progress_bar=False, log_output=progress is not None,
             stdout_file=progress, stderr_file=progress,
             coalesce_streams=True,  # a tqdm bar's redraws become its last state, not one output per redraw
+            config=ipc_kernel_config(sockets),
         )
         result.status = "ok"
     except Exception as err:  # papermill raises PapermillExecutionError; kernel deaths raise others
         result.status, result.error = "failed", failure_summary(err)
         result.error_type = getattr(err, "ename", None) or type(err).__name__
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
     result.seconds = round(time.perf_counter() - start, 2)
     rendered = Path(result.rendered)
     if rendered.exists():
@@ -284,7 +290,6 @@ def run_notebooks(target: str, params_file: str | Path, sets: list[str] | None =
         if gate == "health":
             health_gate(profile, given, provided, echo)
         run_dir = make_run_dir(profile, runs_root)
-        summary_path = run_dir / "summary.json"
         stack.enter_context(interrupt_on_signals())  # innermost: restored before services stop and locks go
         try:
             for i, (nb, inject, params) in enumerate(plans):
@@ -300,18 +305,18 @@ def run_notebooks(target: str, params_file: str | Path, sets: list[str] | None =
                     res.missing_artifacts = missing_artifacts(nb, params.ws.root)
                     if res.missing_artifacts:
                         res.status, res.error = "failed", f"declared artifacts not written: {res.missing_artifacts}"
-                write_json(summary_path, summary(profile, run_dir, results))
+                save_summary(run_dir, summary(profile, run_dir, results))
                 echo(f"  {res.status} in {res.seconds:.1f}s" + (f"\n  {res.error}\n  rendered: {res.rendered}" if res.error else ""))
                 if res.status != "ok":
                     break
         except RunSignalled as sig:
             stop_groups(sig.groups)  # whatever the kernel left, before the lock is released
-            write_json(summary_path, summary(profile, run_dir, results))
+            save_summary(run_dir, summary(profile, run_dir, results))
             name = signal.Signals(sig.signum).name
             echo(f"  interrupted by {name}; partial rendering and summary in {run_dir}")
             raise RunInterruptedError(f"run interrupted by {name}: {run_dir}", signum=sig.signum,
                                       fix="rerun when ready; finished notebooks' outputs are in the workspace") from None
-    write_json(summary_path, summary(profile, run_dir, results))
+    save_summary(run_dir, summary(profile, run_dir, results))
     return RunResult(run_dir, results)
 
 
@@ -418,6 +423,12 @@ def summary(profile: Profile, run_dir: Path, results: list[NotebookResult]) -> d
         "ok": all(r.status == "ok" for r in results),
         "notebooks": {r.notebook: {k: v for k, v in r.__dict__.items() if k != "notebook"} for r in results},
     }
+
+
+def save_summary(run_dir: Path, data: dict) -> None:
+    """summary.json for scripts and index.html for people, rewritten after every notebook."""
+    write_json(run_dir / "summary.json", data)
+    write_index(run_dir, data)
 
 
 def load_summary(run_dir: str | Path) -> dict:

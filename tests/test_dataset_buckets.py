@@ -1,21 +1,35 @@
-"""SDXL buckets: the standard set at 1024, scaled sets, nearest-aspect choice, exact fit with centred crop."""
+"""SDXL buckets: the paper's grid at 1024, scaled grids, nearest-aspect choice, exact fit with centred crop."""
 
 import pytest
 from PIL import Image
 
-from pistachio_nb.dataset.buckets import SDXL_BUCKETS_1024, apply_fit, fit_bucket, nearest_bucket, sdxl_buckets
+from pistachio_nb.dataset.buckets import (SDXL_BUCKETS_1024, apply_fit, bucket_step, fit_bucket, nearest_bucket,
+                                          sdxl_buckets)
 
 
-def test_standard_set_and_scaling():
-    assert sdxl_buckets(1024) == SDXL_BUCKETS_1024
+def test_paper_grid_multiples_of_64_near_one_megapixel():
+    assert sdxl_buckets(1024) == SDXL_BUCKETS_1024 and len(SDXL_BUCKETS_1024) == 41
+    assert all(w % 64 == 0 and h % 64 == 0 for w, h in SDXL_BUCKETS_1024)
+    assert all(0.9 < w * h / 1024**2 <= 1.0 for w, h in SDXL_BUCKETS_1024)  # never above 1024^2 (paper, app. I)
+    assert {(w, h) for w, h in SDXL_BUCKETS_1024} == {(h, w) for w, h in SDXL_BUCKETS_1024}  # portrait = landscape
+    assert min(w / h for w, h in SDXL_BUCKETS_1024) == 0.25 and max(w / h for w, h in SDXL_BUCKETS_1024) == 4.0
+    for nine in [(1024, 1024), (1152, 896), (896, 1152), (1216, 832), (832, 1216), (1344, 768), (768, 1344),
+                 (1536, 640), (640, 1536)]:  # the popular inference sizes are part of the grid
+        assert nine in SDXL_BUCKETS_1024
+
+
+def test_scaled_grid_keeps_the_shape():
+    assert bucket_step(1024) == 64 and bucket_step(512) == 32 and bucket_step(128) == 8 and bucket_step(64) == 8
     small = sdxl_buckets(128)
-    assert (128, 128) in small and (144, 112) in small and (192, 80) in small
+    assert small == [(w // 8, h // 8) for w, h in SDXL_BUCKETS_1024]  # base 128 is exactly the grid / 8
+    assert (144, 112) in small and (192, 80) in small
     assert all(w % 8 == 0 and h % 8 == 0 for w, h in small + sdxl_buckets(64))
-    assert all(abs(w * h - 1024 * 1024) / (1024 * 1024) < 0.07 for w, h in SDXL_BUCKETS_1024)
+    assert all(w % 32 == 0 and h % 32 == 0 for w, h in sdxl_buckets(512))
 
 
 @pytest.mark.parametrize("size, bucket", [((3000, 3000), (1024, 1024)), ((4000, 3000), (1152, 896)), ((3000, 4000), (896, 1152)),
-                                          ((1920, 1080), (1344, 768)), ((3000, 1000), (1536, 640)), ((800, 2400), (640, 1536))])
+                                          ((1920, 1080), (1344, 768)), ((3000, 1000), (1728, 576)), ((800, 2400), (576, 1728)),
+                                          ((4000, 1000), (2048, 512)), ((1100, 1000), (1088, 960))])
 def test_nearest_bucket(size, bucket):
     assert nearest_bucket(*size, SDXL_BUCKETS_1024) == bucket
 
@@ -35,4 +49,4 @@ def test_fit_covers_bucket_and_centres_crop(size):
 def test_upscale_and_crop_share():
     assert fit_bucket(4000, 3000, SDXL_BUCKETS_1024).upscale < 1 < fit_bucket(400, 300, SDXL_BUCKETS_1024).upscale
     assert fit_bucket(4000, 3000, SDXL_BUCKETS_1024).crop_share < 0.05
-    assert fit_bucket(5000, 1000, SDXL_BUCKETS_1024).crop_share > 0.2
+    assert fit_bucket(6000, 1000, SDXL_BUCKETS_1024).crop_share > 0.3  # 6:1 is beyond the widest bucket (4:1)

@@ -1,5 +1,6 @@
-"""SDXL aspect buckets: the standard ~1 megapixel set, scaled to a base resolution, and the resize+crop
-that fits an image into its bucket while recording the crop offsets SDXL's time ids need.
+"""SDXL aspect buckets: the paper's multi-aspect grid (sides multiples of 64, about one megapixel), scaled to a
+base resolution, and the resize+crop that fits an image into its bucket while recording the crop offsets
+SDXL's time ids need.
 """
 
 from __future__ import annotations
@@ -9,19 +10,34 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-# (width, height) at base 1024: the aspect set SDXL was trained on, about one megapixel each.
-SDXL_BUCKETS_1024 = [
-    (1024, 1024), (1152, 896), (896, 1152), (1216, 832), (832, 1216),
-    (1344, 768), (768, 1344), (1536, 640), (640, 1536),
+# (height, width) of every bucket SDXL's multi-aspect fine-tuning used, as listed in the SDXL paper
+# (Podell et al. 2023, arXiv:2307.01952, sec. 2.3 and appendix I): sides in multiples of 64, pixel count as
+# close to 1024^2 as the grid allows, aspect ratios from 1:4 to 4:1. The often-quoted nine (1024x1024,
+# 1152x896, ...) are a subset: popular inference sizes, not the training set.
+SDXL_PAPER_BUCKETS_HW = [
+    (512, 2048), (512, 1984), (512, 1920), (512, 1856), (576, 1792), (576, 1728), (576, 1664), (640, 1600),
+    (640, 1536), (704, 1472), (704, 1408), (704, 1344), (768, 1344), (768, 1280), (832, 1216), (832, 1152),
+    (896, 1152), (896, 1088), (960, 1088), (960, 1024), (1024, 1024), (1024, 960), (1088, 960), (1088, 896),
+    (1152, 896), (1152, 832), (1216, 832), (1280, 768), (1344, 768), (1344, 704), (1408, 704), (1472, 704),
+    (1536, 640), (1600, 640), (1664, 576), (1728, 576), (1792, 576), (1856, 512), (1920, 512), (1984, 512),
+    (2048, 512),
 ]
-MULTIPLE = 8  # the VAE downsamples by 8, so bucket sides stay multiples of 8
+SDXL_BUCKETS_1024 = [(w, h) for h, w in SDXL_PAPER_BUCKETS_HW]  # (width, height), as PIL sizes are
+GRID_1024 = 64  # the paper's step at base 1024; a smaller base scales it (base 128 -> 8)
+MIN_STEP = 8  # never below the VAE's downsampling factor
+
+
+def bucket_step(base: int) -> int:
+    """The grid step at `base`: 64 scaled by base/1024, at least 8 (the VAE's factor)."""
+    return max(MIN_STEP, round(GRID_1024 * base / 1024 / MIN_STEP) * MIN_STEP)
 
 
 def sdxl_buckets(base: int) -> list[tuple[int, int]]:
-    """The bucket set scaled from 1024 to `base`, sides rounded to multiples of 8, duplicates dropped."""
+    """The paper's grid scaled from 1024 to `base`, sides rounded to multiples of the scaled step, duplicates dropped."""
+    step = bucket_step(base)
     out: list[tuple[int, int]] = []
     for w, h in SDXL_BUCKETS_1024:
-        b = (max(MULTIPLE, round(w * base / 1024 / MULTIPLE) * MULTIPLE), max(MULTIPLE, round(h * base / 1024 / MULTIPLE) * MULTIPLE))
+        b = (max(step, round(w * base / 1024 / step) * step), max(step, round(h * base / 1024 / step) * step))
         if b not in out:
             out.append(b)
     return out
