@@ -7,7 +7,7 @@ import pytest
 from pistachio_nb.comfy import WorkflowError, check_workflow, fill, load_workflow
 from pistachio_nb.comfy.bindings import BindingsError
 from pistachio_nb.comfy.validation import validate_graph
-from pistachio_nb.comfy.workflow import bypass, workflow_bindings
+from pistachio_nb.comfy.workflow import bindings_table, bypass, workflow_bindings
 from pistachio_testkit.comfy_nodes import object_info
 
 INFO = object_info({"checkpoints": ["base.safetensors"], "loras": ["char.safetensors"]}, [])
@@ -92,3 +92,11 @@ def test_validation_catches_wrong_link_types_and_dangling_links():
     kinds = {nid: [e["type"] for e in entry["errors"]] for nid, entry in verdict.node_errors.items()}
     assert kinds == {"7": ["return_type_mismatch"], "6": ["bad_linked_input"]}
     assert verdict.error["type"] == "prompt_outputs_failed_validation"
+
+
+def test_bindings_table_shows_where_each_field_goes():
+    table = bindings_table("inpaint_lora")
+    rows = {(r.field, r.input): (r.id, r.class_type) for r in table.itertuples()}
+    assert rows[("denoise", "denoise")] == ("8", "KSampler") and rows[("image", "image")] == ("5", "LoadImage")
+    assert rows[("lora_strength", "strength_clip")] == ("2", "LoraLoader") and len(table) == 12
+    assert set(table["set_to"]) == {"the job's value"}

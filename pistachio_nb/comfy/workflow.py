@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .bindings import Bindings, assignments, bindings_path, load_bindings
+from .bindings import Bindings, assignments, bindings_path, load_bindings, resolve_node
 from .errors import WorkflowError, describe_node_errors
 from .validation import is_link, validate_graph
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 WORKFLOWS_DIR = Path(__file__).resolve().parent.parent / "workflows"
 
@@ -47,6 +50,21 @@ def load_workflow(name: str | Path) -> dict[str, Any]:
 def workflow_bindings(name: str | Path) -> Bindings:
     """The bindings file beside a workflow (`x.json` -> `x.bindings.yaml`), loaded strictly."""
     return load_bindings(bindings_path(workflow_path(name)))
+
+
+def bindings_table(name: str | Path) -> pd.DataFrame:
+    """One row per input a workflow's bindings write: field, node (as the file names it), id, class, value now."""
+    import pandas as pd
+
+    graph, bindings = load_workflow(name), workflow_bindings(name)
+    rows = []
+    for b in bindings.items:
+        nid, why = resolve_node(graph, b.node)
+        node = graph[nid] if nid else {"class_type": why, "inputs": {}}
+        rows += [{"field": b.field, "node": b.node, "id": nid or "", "class_type": node["class_type"], "input": name,
+                  "in_workflow": node["inputs"].get(name), "set_to": "the job's value" if b.value is None else b.value}
+                 for name in b.inputs or ("",)]
+    return pd.DataFrame(rows)
 
 
 def fill(graph: dict[str, Any], bindings: Bindings | None = None, **values: Any) -> dict[str, Any]:
