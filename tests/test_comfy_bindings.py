@@ -190,3 +190,11 @@ def test_cli_pull_says_to_check_new_scaffolds(tmp_path, capsys):
         assert main(args) == 0 and "AMBIGUOUS" not in capsys.readouterr().out  # kept: nothing new to check
     assert places(load_bindings(tmp_path / "wf" / "api" / "portrait.bindings.yaml"), load_workflow(INSTANTID))["image"] == \
         {("5", "image")}
+
+
+def test_with_the_servers_catalog_only_upload_inputs_count_as_the_input_picture():
+    graph = load_workflow(INSTANTID)
+    graph["16"] = {"class_type": "ImageFromPath", "inputs": {"image": "/data/style.png"}, "_meta": {"title": "Style"}}
+    info = {**POD, "ImageFromPath": {"input": {"required": {"image": ["STRING", {}]}}, "output": ["IMAGE"]}}
+    assert [opt[0].node for opt in guess_bindings(graph, info).options["image"]] == ["5"]
+    assert [opt[0].node for opt in guess_bindings(graph).options["image"]] == ["5", "16"]  # graph alone: both fit

@@ -110,13 +110,11 @@ def _pictures(graph: dict[str, Any], object_info: dict[str, Any] | None, mask: b
     """Nodes loading an uploaded file by name (`image` value; with /object_info: an upload combo); masks have `channel`."""
     opts = []
     for nid in sorted(graph, key=_key):
-        node = graph[nid]
-        values = _values(node)
-        if not isinstance(values.get("image"), str) or ("channel" in node["inputs"]) != mask:
+        node, info = graph[nid], (object_info or {}).get(graph[nid]["class_type"])
+        if not isinstance(_values(node).get("image"), str) or ("channel" in node["inputs"]) != mask:
             continue
-        spec = {n: s for n, s, _ in input_specs(object_info[node["class_type"]])} if object_info and \
-            node["class_type"] in object_info else None
-        if spec is None or (len(spec.get("image", [])) > 1 and spec["image"][1].get("image_upload")):
+        if info is None or any(n == "image" and isinstance(s[-1], dict) and s[-1].get("image_upload")
+                               for n, s, _ in input_specs(info)):
             opts.append([Binding("mask" if mask else "image", nid, ("image",))])
     return opts
 
@@ -140,7 +138,7 @@ def guess_bindings(graph: dict[str, Any], object_info: dict[str, Any] | None = N
     options: dict[str, list[list[Binding]]] = {
         "prompt": [[Binding("prompt", nid, _texts(graph[nid]))] for nid in positive],
         "negative": [[Binding("negative", nid, _texts(graph[nid]))] for nid in negative],
-        **{f: _scalar(graph, f) for f in ("seed", "steps", "cfg", "denoise", "checkpoint", "filename_prefix")},
+        **{f: _scalar(graph, f) for f in SCALARS},
         **{f: _size(graph, f, positive + negative) for f in SIZE_INPUTS},
         "image": _pictures(graph, object_info, mask=False), "mask": _pictures(graph, object_info, mask=True),
     }
