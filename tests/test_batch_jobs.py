@@ -113,3 +113,31 @@ def test_malformed_yaml_prompts_file_names_the_file(tmp_path):
     bad.write_text("prompts:\n  - prompt: [unclosed\n")
     with pytest.raises(InputDataError, match=r"prompts.yaml: not valid YAML"):
         load_jobs(bad, DEFAULTS, SETTINGS)
+
+
+def test_ids_hash_the_filled_workflow_and_the_loras_content(tmp_path):
+    path = write(tmp_path, "jsonl")
+    graph = {"1": {"class_type": "LoraLoader", "inputs": {"lora_name": "pstchio.safetensors", "strength_model": 1.0}},
+             "2": {"class_type": "KSampler", "inputs": {"sampler_name": "euler"}}}
+
+    def graph_of(g):
+        return lambda job: {**g, "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": f"pistachio/{job.job_id}"}}}
+
+    ids = lambda **kw: [j.job_id for j in load_jobs(path, DEFAULTS, SETTINGS, **kw)]  # noqa: E731
+    first = ids(graph_of=graph_of(graph), lora_content={"pstchio.safetensors": "a" * 64})
+    assert first == ids(graph_of=graph_of(graph), lora_content={"pstchio.safetensors": "a" * 64})
+    edited = {**graph, "2": {"class_type": "KSampler", "inputs": {"sampler_name": "dpmpp_2m"}}}  # same file name, edited
+    assert not set(ids(graph_of=graph_of(edited), lora_content={"pstchio.safetensors": "a" * 64})) & set(first)
+    retrained = ids(graph_of=graph_of(graph), lora_content={"pstchio.safetensors": "b" * 64})  # same alias, new content
+    assert not set(retrained) & set(first)
+    assert [j.job_id for j in load_jobs(path, DEFAULTS, SETTINGS)] != first  # no graph: ids from row + settings only
+
+
+def test_a_local_lora_counts_by_content_not_name(tmp_path):
+    path = write(tmp_path, "jsonl")
+    lora = tmp_path / "character.safetensors"
+    lora.write_bytes(b"one")
+    settings = {**SETTINGS, "backend": "local", "lora": str(lora)}
+    first = [j.job_id for j in load_jobs(path, DEFAULTS, settings)]
+    lora.write_bytes(b"two!")  # retrained, same name
+    assert not set(j.job_id for j in load_jobs(path, DEFAULTS, settings)) & set(first)

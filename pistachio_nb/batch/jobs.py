@@ -2,7 +2,10 @@
 
 A row: `prompt` (required), `negative`, `seeds` (list, or "1;2;3") or `count`, `lora_strength`,
 `size` ("WxH"). Missing values come from the notebook's defaults. A job id hashes everything that
-changes the picture, so a rerun recognises finished work and an edited row becomes a new job.
+changes the picture, so a rerun recognises finished work and an edited row becomes a new job: the row,
+the batch settings, the workflow graph as filled for the job (an edited workflow file under the same name
+makes new jobs) and the LoRA's *content* (a retrain that keeps the file name is not mistaken for the old
+one): a local LoRA file by its sha256, a ComfyUI LoRA name by what 04_checkpoints published under it.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import csv
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -91,9 +96,37 @@ class Job:
         return asdict(self)
 
 
-def job_id(settings: dict[str, Any], **values: Any) -> str:
-    """12 hex chars of a hash of the row values and the batch settings (model, LoRA, steps, ...)."""
-    text = json.dumps({"settings": settings, **values}, sort_keys=True, default=str)
+@cache
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of a file, computed once per (path, size, mtime)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def content_id(value: Any) -> Any:
+    """A local file path as `sha256:<hex>` of its content; anything else unchanged."""
+    if isinstance(value, str) and value.endswith(".safetensors") and Path(value).is_file():
+        stat = Path(value).stat()
+        return "sha256:" + _file_sha256(str(Path(value).resolve()), stat.st_size, stat.st_mtime_ns)
+    return value
+
+
+def graph_content(graph: dict[str, Any], lora_content: dict[str, str]) -> dict[str, Any]:
+    """The filled graph with each `lora_name` that `lora_content` knows replaced by its content hash."""
+    def known(name: str, value: Any) -> Any:
+        return f"sha256:{lora_content[value]}" if name == "lora_name" and isinstance(value, str) and value in lora_content else value
+
+    return {nid: {**node, "inputs": {k: known(k, v) for k, v in node.get("inputs", {}).items()}} for nid, node in graph.items()}
+
+
+def job_id(settings: dict[str, Any], graph: dict[str, Any] | None = None, **values: Any) -> str:
+    """12 hex chars of a hash of the row values, the batch settings (model, LoRA content, steps, ...) and the filled graph."""
+    settings = {k: content_id(v) for k, v in settings.items()}
+    text = json.dumps({"settings": settings, **({"graph": graph} if graph is not None else {}), **values},
+                      sort_keys=True, default=str)
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
 
 
@@ -131,8 +164,13 @@ def _size(row: PromptRow, d: Defaults) -> tuple[int, int]:
     return w, h
 
 
-def load_jobs(path: str | Path, defaults: Defaults, settings: dict[str, Any]) -> list[Job]:
-    """Expand every row into one job per seed; validate all rows first and report every bad one."""
+def load_jobs(path: str | Path, defaults: Defaults, settings: dict[str, Any],
+              graph_of: Callable[[Job], dict[str, Any]] | None = None, lora_content: dict[str, str] | None = None) -> list[Job]:
+    """Expand every row into one job per seed; validate all rows first and report every bad one.
+
+    `graph_of(job)`: the backend's workflow filled for a job (called with an empty job id, so output names
+    derived from the id drop out); `lora_content`: LoRA name -> sha256 of what it holds (`published_content`).
+    """
     path = Path(path)
     if not path.is_file():
         raise InputDataError(f"prompts file {path} does not exist", fix="set prompts_file to a CSV, YAML or JSONL file")
@@ -152,8 +190,10 @@ def load_jobs(path: str | Path, defaults: Defaults, settings: dict[str, Any]) ->
             values = dict(prompt=row.prompt, negative=defaults.negative if row.negative is None else row.negative,
                           seed=seed, lora_strength=defaults.lora_strength if row.lora_strength is None else row.lora_strength,
                           width=width, height=height)
-            jid = job_id(settings, **values)
-            jobs.setdefault(jid, Job(job_id=jid, source=f"{path.name}:{n}", **values))
+            job = Job(job_id="", source=f"{path.name}:{n}", **values)
+            graph = graph_content(graph_of(job), lora_content or {}) if graph_of else None
+            jid = job_id(settings, graph, **values)
+            jobs.setdefault(jid, replace(job, job_id=jid))
     if not jobs:
         raise InputDataError(f"{path} holds no prompts", fix="add at least one row with a prompt")
     return list(jobs.values())

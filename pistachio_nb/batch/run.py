@@ -73,12 +73,25 @@ def build_backends(p: BatchParams) -> list[ComfyBackend | LocalBackend]:
     return backends
 
 
+def backend_jobs(p: BatchParams, defaults: Defaults, backend: ComfyBackend | LocalBackend) -> list[Job]:
+    """The prompts file's jobs on one backend; ids hash its filled workflow and the published LoRA's content."""
+    from ..comfy.errors import WorkflowError
+    from ..comfy.publish import published_content
+
+    path, settings = resolve(p.prompts_file), backend.settings()
+    try:
+        return load_jobs(path, defaults, settings, graph_of=getattr(backend, "graph", None),
+                         lora_content=published_content(p.ws.root))
+    except WorkflowError:  # bindings that do not fit cannot fill a graph: prepare() names each problem on the server
+        return load_jobs(path, defaults, settings)
+
+
 def plan_batch(p: BatchParams) -> pd.DataFrame:
     """The jobs the prompts file expands to, per backend, and whether a rerun will skip them (nothing runs)."""
     defaults = Defaults(p.negative, p.count, p.base_seed, p.lora_strength, p.width, p.height)
     manifest = Manifest(p.ws.batches / p.batch_name / "manifest.jsonl")
     rows = [{"backend": b.name, **j.fields(), "state": manifest.state(j.job_id) or "new"}
-            for b in build_backends(p) for j in load_jobs(resolve(p.prompts_file), defaults, b.settings())]
+            for b in build_backends(p) for j in backend_jobs(p, defaults, b)]
     return pd.DataFrame(rows)
 
 
@@ -111,7 +124,7 @@ def run_batch(p: BatchParams) -> BatchResult:
     folder = p.ws.batches / p.batch_name
     defaults = Defaults(p.negative, p.count, p.base_seed, p.lora_strength, p.width, p.height)
     backends = build_backends(p)
-    jobs = {b.name: load_jobs(resolve(p.prompts_file), defaults, b.settings()) for b in backends}
+    jobs = {b.name: backend_jobs(p, defaults, b) for b in backends}
     manifest = Manifest(folder / "manifest.jsonl")
     write_sidecar(manifest.path, p)
     all_ids = [j.job_id for b in backends for j in jobs[b.name]]

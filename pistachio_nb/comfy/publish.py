@@ -158,3 +158,9 @@ def read_published(workspace: Path) -> dict[str, Any] | None:
     """What the last `publish_lora` put under the alias (`alias`, `file`, `sha256`, ...), or None before any."""
     path = Path(workspace) / PUBLISHED_FILE
     return read_json(path) if path.is_file() else None
+
+
+def published_content(workspace: Path) -> dict[str, str]:
+    """LoRA name in ComfyUI -> sha256 of its content, for the names the last publish wrote (empty before any)."""
+    record = read_published(workspace)
+    return {record["alias"]: record["sha256"], record["file"]: record["sha256"]} if record else {}
