@@ -25,7 +25,8 @@ def write_profile(tmp: Path, servers: list[str], serve: dict[str, Any] | None = 
     """A profile whose 06 section points at `servers`; the rest are the notebook's own defaults."""
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "prompts.csv").write_text("prompt\npstchio character\n")
-    section = {"prompts_file": str(tmp / "prompts.csv"), "backends": ["comfyui"], "servers": servers, "lora": "none",
+    section = {"prompts_file": str(tmp / "prompts.csv"), "backends": ["comfyui"], "servers": servers, "lora": "none", "comfy_checkpoint": "tiny-sdxl.safetensors",
+               "comfy_lora": "character.safetensors",
                "width": 64, "height": 64, "retries": 2, "backoff_seconds": 0.1, "job_timeout_seconds": 30,
                "request_timeout_seconds": 5, **batch}
     profile = {"common": {"workspace": str(tmp / "ws")}, "06_batch_generation": section,

@@ -73,3 +73,11 @@ def test_serve_without_keys_exits_2_before_listening_and_names_the_variable(tmp_
     done = subprocess.run([sys.executable, "-m", "pistachio_nb.cli", "serve", "--params", str(profile), "--port", str(free_port())],
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "PISTACHIO_API_KEYS" in done.stderr and "serving" not in done.stdout
+
+
+def test_serve_with_a_workflow_that_does_not_fit_the_server_stops_before_listening(tmp_path):
+    with ComfyTestServer() as comfy:
+        profile = write_profile(tmp_path, [comfy.url], comfy_lora="not-on-the-server.safetensors")
+        done = subprocess.run([sys.executable, "-m", "pistachio_nb.cli", "serve", "--params", str(profile), "--port",
+                               str(free_port())], env={**os.environ, **ENV}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "not-on-the-server.safetensors" in done.stderr and "serving" not in done.stdout

@@ -14,6 +14,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     service = load_service(args.params, args.set, **overrides)
     s = service.settings
+    try:
+        down = service.check()  # a workflow that does not fit the servers stops here, before anything listens
+    except BaseException:
+        service.close()
+        raise
+    if down:
+        print(f"not reachable yet (retried as jobs come): {', '.join(down)}", flush=True)
     print(f"serving http://{s.host}:{s.port} (docs /docs) for workflows {', '.join(service.workflows)}; "
           f"jobs in {service.store.path}", flush=True)
     uvicorn.run(create_app(service), host=s.host, port=s.port, log_level="info", timeout_graceful_shutdown=5)

@@ -60,6 +60,7 @@ class Dispatcher:
     images_dir: Path
     on_final: Callable[[str], None] = lambda job_id: None
     backends: dict[str, ComfyBackend] = field(init=False, default_factory=dict)
+    down: list[str] = field(init=False, default_factory=list)
     _stop: threading.Event = field(init=False, default_factory=threading.Event)
     _thread: threading.Thread | None = field(init=False, default=None)
 
@@ -73,10 +74,15 @@ class Dispatcher:
                 down.update(backend.targets)
         return sorted(down)
 
-    def start(self, sample: Job) -> list[str]:
-        """Build the backends, check the workflows, pick up jobs a stopped API left, and start dispatching."""
+    def check(self, sample: Job) -> list[str]:
+        """Build the backends and check the workflows (before anything listens); returns the servers that were down."""
         self.backends = backends_for(self.batch, self.workflows)
-        down = self.check_workflows(sample)
+        self.down = self.check_workflows(sample)
+        return self.down
+
+    def start(self, sample: Job) -> list[str]:
+        """Check (unless done), pick up the jobs a stopped API left, and start dispatching."""
+        down = self.down if self.backends else self.check(sample)
         self.store.recover()
         resumed = [self._pending(j, resume=(j.server, j.prompt_id) if j.server and j.prompt_id else None)
                    for j in self.store.unfinished_submitted()]

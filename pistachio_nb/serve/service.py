@@ -47,6 +47,10 @@ class Service:
         side = max(self.settings.min_side, min(1024, self.settings.max_side))
         return Job("sample", "a photo", self.batch.negative, 0, self.batch.lora_strength, side, side, "startup check")
 
+    def check(self) -> list[str]:
+        """Every allowed workflow filled and checked against each reachable server; returns the servers down."""
+        return self.dispatcher.check(self.sample_job())
+
     def start(self) -> list[str]:
         """Start dispatching; returns the ComfyUI servers that were down (they are retried as jobs come)."""
         return self.dispatcher.start(self.sample_job())
