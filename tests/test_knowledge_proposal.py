@@ -44,6 +44,9 @@ def test_clean_file_and_audited_folder_are_untouched(proposed):
     assert (proposal.files_dir / CLEAN).read_bytes() == (p.kb_root / CLEAN).read_bytes()
     touched = set(proposal.manifest["writes"]) | set(proposal.manifest["deletes"]) | set(proposal.manifest["renames"])
     assert CLEAN not in touched and CLEAN not in proposal.diff and CLEAN not in set(proposal.actions["file"])
+    change = proposal.files.set_index("file")["change"]
+    assert change[CLEAN] == "unchanged" and change["docs/pod_notes_2024.md"] == "archived"
+    assert change["kb/ComfyUI.md"] == "merged away" and change["CLAUDE.md"] == "edited"
 
 
 def test_restructured_files_say_where_things_went(proposed):

@@ -17,7 +17,7 @@ from . import gitlog
 from .audit import KnowledgeAudit
 from .conflicts import conflicts_table
 from .duplication import find_duplicates
-from .inventory import KbFile, load_kb
+from .inventory import KbFile, estimate_tokens, load_kb
 from .params import KnowledgeAuditParams
 from .restructure import (Draft, add_pointers, apply_edits, archive_files, copy_edits, fit_budget, learnings_head,
                           merge_file, replace_terms, stale_edits)
@@ -35,6 +35,7 @@ class Proposal:
     out_dir: Path
     before_after: pd.DataFrame
     actions: pd.DataFrame
+    files: pd.DataFrame  # per file before -> after: unchanged, edited, archived or merged away; loading; tokens
     diff: str
     manifest: dict
 
@@ -105,6 +106,21 @@ def unified_diff(before: dict[str, str], after: dict[str, str], renames: dict[st
     return "".join(out)
 
 
+def files_table(before: list[KbFile], draft: Draft) -> pd.DataFrame:
+    """One row per original file: what happened to it, where it is now, its loading and tokens before and after."""
+    rows = []
+    for f in before:
+        now = draft.renames.get(f.rel, f.rel)
+        text = draft.texts.get(now)
+        change = ("archived" if f.rel in draft.renames else "merged away" if text is None
+                  else "unchanged" if text == f.text else "edited")
+        rows.append({"file": f.rel, "change": change, "now": now if text is not None else "",
+                     "loading_before": "always" if f.always_loaded else "on demand",
+                     "loading_after": "always" if now in draft.always else "on demand" if text is not None else "",
+                     "tokens_before": f.tokens, "tokens_after": estimate_tokens(text) if text is not None else 0})
+    return pd.DataFrame(rows)
+
+
 def _head_commit(root: Path) -> str | None:
     try:
         return gitlog.git(root, "rev-parse", "HEAD").decode().strip() if gitlog.is_git_folder(root) else None
@@ -125,7 +141,7 @@ def _write_tree(dest: Path, draft: Draft, files: dict[str, KbFile]) -> None:
 
 def propose_knowledge(audit: KnowledgeAudit, params: KnowledgeAuditParams) -> Proposal:
     """Write <workspace>/knowledge_proposal/: files/ (the whole proposed tree), proposal.diff, before_after.csv,
-    actions.csv and proposal.json. The audited folder is not touched; `pistachio knowledge apply` applies it."""
+    actions.csv, files.csv and proposal.json. The audited folder is not touched; `pistachio knowledge apply` applies it."""
     files = {f.rel: f for f in audit.files}
     draft = restructure(audit, params)
     out = audit.out_dir.parent / PROPOSAL_DIR
@@ -149,6 +165,8 @@ def propose_knowledge(audit: KnowledgeAudit, params: KnowledgeAuditParams) -> Pr
     }
     write_text(out / "proposal.diff", diff)
     write_text(out / "before_after.csv", table.to_csv(index=False))
+    per_file = files_table(audit.files, draft)
     write_text(out / "actions.csv", actions.to_csv(index=False))
+    write_text(out / "files.csv", per_file.to_csv(index=False))
     write_sidecar(write_json(out / MANIFEST, manifest), params)
-    return Proposal(out, table, actions, diff, manifest)
+    return Proposal(out, table, actions, per_file, diff, manifest)

@@ -198,6 +198,7 @@ def learnings_head(draft: Draft, learnings: str, rule_sections: list[str], limit
 
 
 def title_of(text: str, rel: str) -> str:
+    """A page's first top-level heading, else its file name: how a pointer names it."""
     doc = parse_markdown(text)
     return next((s.title for s in doc.sections if s.level == 1), PurePosixPath(rel).stem)
 
