@@ -150,6 +150,9 @@ class Engine:
     log: deque = field(default_factory=lambda: deque(maxlen=LOG_CAPACITY))  # {"t": local ISO time, "m": text}
     log_subscribers: set[str] = field(default_factory=set)  # client ids PATCHed into /internal/logs/subscribe
 
+    def __post_init__(self) -> None:
+        self.log_line("Starting server\n")  # as ComfyUI's main.py, so the log is never empty
+
     def log_line(self, text: str) -> None:
         """One line of the server log, kept (last 300) and sent to each subscribed client, as ComfyUI's LogInterceptor."""
         entry = {"t": datetime.now().isoformat(), "m": text + "\n"}

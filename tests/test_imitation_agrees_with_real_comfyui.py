@@ -316,6 +316,26 @@ def ws_hello(p: Pair, url: str) -> Any:
     return {"first": first, "second_type": second["type"], "second": shape(second["data"])}
 
 
+def logs_streamed(p: Pair, url: str) -> Any:
+    """Subscribe a socket to the server log, run a model-free graph: the `logs` messages' shape and their lines."""
+    cid = uuid.uuid4().hex
+    ws = websocket.create_connection(url.replace("http", "ws", 1) + f"/ws?clientId={cid}", timeout=TIMEOUT)
+    try:
+        r = requests.patch(url + "/internal/logs/subscribe", json={"clientId": cid, "enabled": True}, timeout=TIMEOUT)
+        assert r.status_code == 200, r.text
+        requests.post(url + "/prompt", json={"prompt": empty_image(77, prefix="logs"), "client_id": cid}, timeout=TIMEOUT)
+        logs = []
+        while not any(e["m"].startswith("Prompt executed in") for m in logs for e in m["entries"]):
+            msg = json.loads(ws.recv())
+            if msg["type"] == "logs":
+                logs.append(msg["data"])
+    finally:
+        ws.close()
+    lines = [e["m"] for m in logs for e in m["entries"]]
+    return {"entry": shape([e for m in logs for e in m["entries"]]), "keys": sorted({k for m in logs for k in m}),
+            "lines": [("Prompt executed in N seconds\n" if m.startswith("Prompt executed in") else m) for m in lines]}
+
+
 def prompt(graph: Any) -> dict[str, Any]:
     return {"json": {"prompt": graph}}
 
@@ -498,6 +518,11 @@ CASES = [
     Case("userdata_post", "POST", "/userdata/workflows%2Fnew.json", {"data": b'{"x": 1}'}),
     Case("userdata_post_no_overwrite", "POST", "/userdata/workflows%2Fa.json?overwrite=false", {"data": b"{}"}),
     Case("userdata_get_posted", route="/userdata/workflows%2Fnew.json"),
+    Case("logs_raw", route="/internal/logs/raw", check="shape"),
+    Case("logs_subscribe", "PATCH", "/internal/logs/subscribe", {"json": {"clientId": "nobody", "enabled": True}}),
+    Case("logs_unsubscribe", "PATCH", "/internal/logs/subscribe", {"json": {"clientId": "nobody", "enabled": False}}),
+    Case("logs_subscribe_no_client", "PATCH", "/internal/logs/subscribe", {"json": {"enabled": True}}, check="status"),
+    Case("logs_streamed", script=logs_streamed),
     Case("ws_hello", script=ws_hello),
     Case("ws_success", script=run_success, samples={
         "ws_types_success": lambda real, sample: real["types"] == sample,
