@@ -51,6 +51,7 @@ class Rule:
     text: str
     verb: str  # stemmed; "" for skip/avoid, which negate any verb on the same object
     topic: frozenset[str]  # stemmed content words of the object
+    object: str  # the same words as written, for people
     negative: bool
     frequency: str  # "always", "restricted" or ""
 
@@ -91,12 +92,12 @@ def parse_rule(file: str, line: int, clause: str) -> Rule | None:
         if word in OBJECT_STOP:
             break
         if word not in FILLER:
-            obj.append(stem(word))
+            obj.append(word)
     if not obj:
         return None
     words = set(tokens)
     frequency = "restricted" if words & RESTRICTED else "always" if words & ALWAYS else ""
-    return Rule(file, line, clause, verb, frozenset(obj), negative, frequency)
+    return Rule(file, line, clause, verb, frozenset(map(stem, obj)), " ".join(obj), negative, frequency)
 
 
 def find_rules(files: list[KbFile]) -> list[Rule]:
@@ -127,6 +128,6 @@ def conflicts_table(files: list[KbFile]) -> pd.DataFrame:
     rows = []
     for a, b in combinations(find_rules(files), 2):
         if (a.file, a.line) != (b.file, b.line) and same_topic(a, b) and (kind := conflict_kind(a, b)):
-            rows.append({"topic": " ".join(sorted(a.topic | b.topic)), "kind": kind, "where_a": f"{a.file}:{a.line}",
+            rows.append({"topic": f"{b.verb or a.verb} {a.object}", "kind": kind, "where_a": f"{a.file}:{a.line}",
                          "rule_a": a.text, "where_b": f"{b.file}:{b.line}", "rule_b": b.text})
     return pd.DataFrame(rows, columns=["topic", "kind", "where_a", "rule_a", "where_b", "rule_b"])
