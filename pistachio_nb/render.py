@@ -72,31 +72,38 @@ CLEARED = re.compile(r"^\s+\x1b\[A")  # tqdm's erase of a nested bar: spaces ove
 TQDM_LINE = re.compile(r"^(?P<desc>[^\n]*?)\s*\d+%\|.*\|.*\[.*\]\s*$")
 
 
-def progress_text(text: str) -> str | None:
-    """A stderr stream holding only tqdm bars, as each bar's last state one per line; None if it holds anything else."""
+def split_progress(text: str) -> tuple[str, str]:
+    """A stderr stream split into (tqdm bars, each bar's last state one per line; every other line, in order)."""
     last: dict[str, str] = {}
+    other: list[str] = []
     previous = None
     for raw in text.split("\n"):
         if previous is not None and CLEARED.match(raw):  # a bar with leave=False erased itself: drop it
             last.pop(previous, None)
-        line = ANSI.sub("", raw.rsplit("\r", 1)[-1]).strip()
-        if not line:
-            continue
-        match = TQDM_LINE.match(line)
-        if match is None:
-            return None
-        previous = match["desc"].strip()
-        last[previous] = line
-    return "\n".join(last.values()) + "\n" if last else None
+        line = ANSI.sub("", raw.rsplit("\r", 1)[-1]).rstrip()
+        match = TQDM_LINE.match(line.strip())
+        if match is not None:
+            previous = match["desc"].strip()
+            last[previous] = line.strip()
+        elif line.strip():
+            other.append(line)
+    return "".join(f"{bar}\n" for bar in last.values()), "".join(f"{line}\n" for line in other)
 
 
 def quiet_progress(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Progress bars (stderr text in a headless run) shown as plain output, so red boxes mean real warnings."""
+    """Progress bars (stderr text in a headless run) shown as plain output, so a red box means a real warning."""
     for cell in notebook.cells:
+        outputs = []
         for out in cell.get("outputs", []):
-            bars = progress_text(out.get("text", "")) if out.get("name") == "stderr" else None
-            if bars is not None:
-                out["name"], out["text"] = "stdout", bars
+            bars, other = split_progress(out.get("text", "")) if out.get("name") == "stderr" else ("", "")
+            if not bars:
+                outputs.append(out)
+                continue
+            outputs.append(nbformat.v4.new_output("stream", name="stdout", text=bars))
+            if other:
+                outputs.append(nbformat.v4.new_output("stream", name="stderr", text=other))
+        if "outputs" in cell:
+            cell["outputs"] = outputs
     return notebook
 
 

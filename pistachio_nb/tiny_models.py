@@ -134,11 +134,11 @@ def build_sdxl(dest: Path, workdir: Path) -> None:
 
 def build_captioner(dest: Path, workdir: Path) -> None:
     """Florence-2 (DaViT vision tower + BART) with its processor, like microsoft/Florence-2 on the pod."""
-    from transformers import CLIPImageProcessor, Florence2Config, Florence2ForConditionalGeneration, Florence2Processor
+    from transformers import CLIPImageProcessorPil, Florence2Config, Florence2ForConditionalGeneration, Florence2Processor
 
     tokenizer = bart_tokenizer(workdir / "tok", image_token="<image>")
     image_size, patch_stride = 32, 4
-    image_processor = CLIPImageProcessor(
+    image_processor = CLIPImageProcessorPil(
         size={"height": image_size, "width": image_size}, do_center_crop=False,
         image_seq_length=(image_size // patch_stride) ** 2 + 1,  # patches + the pooled image token
     )  # fmt: skip
@@ -176,7 +176,7 @@ def build_captioner(dest: Path, workdir: Path) -> None:
 
 def build_clip(dest: Path, workdir: Path) -> None:
     """CLIPModel + CLIPProcessor: text and image embeddings for CLIP-T / CLIP-I scores."""
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor
 
     tokenizer = clip_tokenizer(workdir / "tok")
     config = CLIPConfig(
@@ -186,19 +186,19 @@ def build_clip(dest: Path, workdir: Path) -> None:
         projection_dim=32,
     )  # fmt: skip
     CLIPModel(config).save_pretrained(dest)
-    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     CLIPProcessor(image_processor=processor, tokenizer=tokenizer).save_pretrained(dest)
 
 
 def build_dinov2(dest: Path, workdir: Path) -> None:
     """Dinov2Model + its image processor: identity embeddings for the DINO similarity metric."""
-    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
+    from transformers import BitImageProcessorPil, Dinov2Config, Dinov2Model
 
     config = Dinov2Config(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=4, mlp_ratio=2, image_size=32, patch_size=8
     )
     Dinov2Model(config).save_pretrained(dest)
-    BitImageProcessor(
+    BitImageProcessorPil(
         size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}, do_center_crop=True,
         image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
     ).save_pretrained(dest)  # fmt: skip

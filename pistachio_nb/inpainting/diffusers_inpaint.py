@@ -1,7 +1,7 @@
 """SDXL inpainting with diffusers: the inpaint pipeline built from the loaded model, the LoRA at a scale, one run.
 
-`StableDiffusionXLInpaintPipeline.from_pipe` reuses the already loaded UNet, VAE and text encoders
-(no second copy in VRAM). With a base checkpoint (4-channel UNet) the pipeline keeps unmasked
+`StableDiffusionXLInpaintPipeline` is built on the already loaded UNet, VAE and text encoders
+(no second copy in VRAM, dtype kept). With a base checkpoint (4-channel UNet) the pipeline keeps unmasked
 latents from the original at every step; a dedicated inpainting checkpoint (9-channel UNet, e.g.
 diffusers/stable-diffusion-xl-1.0-inpainting-0.1) also sees the masked image and blends seams better.
 """
@@ -34,7 +34,10 @@ def load_inpaint_pipeline(model: str, device: str | None = None):
     """An SDXL inpaint pipeline from a base or inpainting checkpoint (hub id, folder or `tiny:sdxl`)."""
     from diffusers import StableDiffusionXLInpaintPipeline
 
-    pipe = StableDiffusionXLInpaintPipeline.from_pipe(load_sdxl_pipeline(model, device))
+    base = load_sdxl_pipeline(model, device)
+    # the same modules in their loaded dtype: from_pipe() would cast every one to float32 (its default) with to()
+    pipe = StableDiffusionXLInpaintPipeline(**base.components,
+                                            force_zeros_for_empty_prompt=base.config.force_zeros_for_empty_prompt)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
