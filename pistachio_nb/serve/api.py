@@ -77,12 +77,12 @@ def check_request(req: GenerationRequest, service: Service) -> dict[str, Any]:
 
 def view(job: StoredJob, request: Request) -> dict[str, Any]:
     """A job as its owner sees it (no key names, no server internals beyond the server's URL)."""
-    r = job.request
+    r, base = job.request, str(request.base_url)
     seconds = round(job.finished - job.created, 3) if job.finished else None
     return {"id": job.id, "state": job.public_state, "created": _iso(job.created), "started": _iso(job.started),
             "finished": _iso(job.finished), "seconds": seconds, "attempts": job.attempts,
             "error": scrub(job.error) if job.error else None,
-            "images": [str(request.url_for("image", job_id=job.id, n=n)) for n in range(len(job.files))],
+            "images": [f"{base}v1/generations/{job.id}/images/{n}" for n in range(len(job.files))],
             "request": {k: r[k] for k in ("prompt", "negative", "seed", "width", "height", "lora_strength", "workflow")}}
 
 
@@ -134,7 +134,7 @@ def create_app(service: Service) -> FastAPI:
             deliver(job.request["webhook_url"], {"id": job.id, "state": job.public_state, "error": job.error,
                                                  "images": len(job.files)}, service.webhook_secret)
 
-    def client_key(authorization: str | None = Header(None)) -> str:
+    async def client_key(authorization: str | None = Header(None)) -> str:  # async: no thread hop per request
         scheme, _, token = (authorization or "").partition(" ")
         name = service.keys.identify(token.strip()) if scheme.lower() == "bearer" else None
         if name is None:
@@ -172,10 +172,10 @@ def create_app(service: Service) -> FastAPI:
         return JSONResponse(view(stored, request), 202, headers={"Location": f"/v1/generations/{stored.id}"})
 
     @app.get("/v1/generations/{job_id}")
-    def status(job_id: str, request: Request, key: str = Depends(client_key)) -> dict[str, Any]:
-        return view(owned(job_id, key), request)
+    async def status(job_id: str, request: Request, key: str = Depends(client_key)) -> JSONResponse:  # a quick read
+        return JSONResponse(view(owned(job_id, key), request))
 
-    @app.get("/v1/generations/{job_id}/images/{n}", name="image", response_class=FileResponse)
+    @app.get("/v1/generations/{job_id}/images/{n}", response_class=FileResponse)
     def image(job_id: str, n: int, key: str = Depends(client_key)) -> FileResponse:
         job = owned(job_id, key)
         if not 0 <= n < len(job.files):
@@ -183,7 +183,7 @@ def create_app(service: Service) -> FastAPI:
         return FileResponse(service.images_dir / job.files[n], media_type="image/png")
 
     @app.get("/healthz")
-    def healthz() -> JSONResponse:
+    async def healthz() -> JSONResponse:
         alive = service.dispatcher.alive
         return JSONResponse({"ok": alive, "dispatcher": alive}, 200 if alive else 503)
 
