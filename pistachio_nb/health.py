@@ -196,7 +196,8 @@ def check_model_file(rel: str, models_dir: Path, listing: list[str] | None) -> R
 
 def check_published_lora(ws: Path, models_dir: Path, listing: list[str] | None) -> Row:
     """The alias 04_checkpoints published: in ComfyUI's loras folder, listed, and still the content it verified."""
-    from .comfy.publish import PUBLISHED_FILE, read_published, sha256_file
+    from .comfy.publish import PUBLISHED_FILE, read_published
+    from .downloads import sha256_file
 
     record = read_published(ws)
     if record is None:

@@ -99,11 +99,9 @@ class Job:
 @cache
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     """sha256 of a file, computed once per (path, size, mtime)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+    from ..downloads import sha256_file
+
+    return sha256_file(Path(path))
 
 
 def content_id(value: Any) -> Any:

@@ -11,7 +11,6 @@ be served from memory. `<workspace>/comparison/published.json` records what the 
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..downloads import sha256_file
 from ..errors import PistachioError
 from ..files import atomic_path, read_json, write_json, write_sidecar
 from ..paths import resolve
@@ -30,7 +30,6 @@ from .workflow import fill, load_workflow, workflow_bindings
 PUBLISHED_FILE = "comparison/published.json"
 VERIFY_WORKFLOW = "txt2img_lora"  # packaged template the check renders with (its bindings name the LoRA node)
 VERIFY_TIMEOUT = 900.0  # seconds per verification image (a cold SDXL load on a pod takes a minute or two)
-CHUNK = 1 << 20
 
 
 class LoraPublishError(PistachioError, RuntimeError):
@@ -52,14 +51,6 @@ class Published:
     def table(self) -> pd.DataFrame:
         """PASS / WARN / FAIL rows: copied, listed by ComfyUI, changes the picture, log of the load, alias."""
         return pd.DataFrame(self.rows, columns=["status", "check", "found"])
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def content_name(trigger: str, sha256: str) -> str:
