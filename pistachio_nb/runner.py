@@ -96,7 +96,7 @@ def validate_run(notebooks: list[Path], profile: Profile, sets: dict[str, Any], 
     unused = [k for k in sets if k not in used]
     if unused:
         raise ParamsError(f"--set {unused[0]}: unknown parameter {unused[0]!r}: no notebook in this run has it",
-                          fix=did_you_mean(unused[0], {nb.stem: set(params.model_fields) for nb, _, params in plans}))
+                          fix=did_you_mean(unused[0], {nb.stem: set(type(params).model_fields) for nb, _, params in plans}))
     for _, _, params in plans:  # personal data inside the clone is refused before any work
         check_params_outside_git(params, check_inputs=check_paths)
     return plans
