@@ -1,4 +1,5 @@
-"""Secrets come from environment variables only; anything that looks like one is scrubbed from outputs.
+"""Secrets come from environment variables only (cron gets them from the owner-only env file, `envfile.py`);
+anything that looks like one is scrubbed from outputs.
 
 `scrub` is the one scrubber for everything the project prints or writes that could hold a secret: it
 replaces secret environment values (also in their JSON-, HTML-, repr- and URL-escaped forms) and
