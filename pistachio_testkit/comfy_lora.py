@@ -3,7 +3,8 @@
 Real ComfyUI matches each key against the loaded model's weights (`comfy.lora.model_lora_keys_unet/clip`);
 the imitation has no model, so a key counts as known when it has the kohya form ComfyUI maps for SDXL
 (`lora_unet_<down_blocks|mid_block|up_blocks|input_blocks|middle_block|output_blocks>_...` or
-`lora_te1_/lora_te2_text_model_...`, each `.lora_down.weight`, `.lora_up.weight` or `.alpha`). Differences,
+`lora_te1_/lora_te2_text_model_...`, each with a suffix one of ComfyUI's weight adapters reads: LoRA/LoCon,
+LoHa, LoKr, OFT, GLoRA, `alpha`, `dora_scale`). Differences,
 on purpose: a module name of that form that SDXL lacks passes here, a wrong shape is not detected (the real
 server logs `ERROR lora <key> shape '[..]' is invalid` when it patches), and an empty stand-in file (the
 protocol tests' `character.safetensors`) loads as a LoRA without keys instead of failing to parse.
@@ -16,8 +17,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+SUFFIXES = ("lora_down.weight", "lora_up.weight", "lora_mid.weight", "alpha", "dora_scale", "hada_w1_a", "hada_w1_b",
+            "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2", "lokr_w1", "lokr_w2", "lokr_w1_a", "lokr_w1_b", "lokr_w2_a",
+            "lokr_w2_b", "lokr_t2", "oft_blocks", "rescale", "a1.weight", "a2.weight", "b1.weight", "b2.weight")  # comfy/weight_adapter
 KNOWN_KEY = re.compile(r"^(lora_unet_(down_blocks|mid_block|up_blocks|input_blocks|middle_block|output_blocks)_\w+"
-                       r"|lora_te[12]_text_model_\w+)\.(lora_down\.weight|lora_up\.weight|alpha)$")
+                       r"|lora_te[12]_text_model_\w+)\.(" + "|".join(re.escape(s) for s in SUFFIXES) + ")$")
 
 
 @dataclass(frozen=True)
