@@ -141,13 +141,16 @@ def _is_civitai(url: str) -> bool:
     return any(host == h or host.endswith("." + h) for h in CIVITAI_HOSTS)
 
 
-def read_manifest(path: str | Path) -> dict[str, list]:
-    """The manifest's `models:` and `hub:` lists (either may be absent, not both)."""
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """The manifest's `models:` and `hub:` lists (either may be absent, not both) and its optional `hub_endpoint`."""
     data = read_yaml(path, InputDataError, "models manifest", "set models_manifest to e.g. params/models-pod.yaml") or {}
     lists = {key: data.get(key) or [] for key in ("models", "hub")} if isinstance(data, dict) else {}
     if not lists or not all(isinstance(v, list) for v in lists.values()) or not any(lists.values()):
         raise InputDataError(f"{path}: expected a top-level `models:` list (files) and/or `hub:` list (hub repos)")
-    return lists
+    unknown = set(data) - {"models", "hub", "hub_endpoint"}
+    if unknown:
+        raise InputDataError(f"{path}: unknown top-level key(s) {sorted(unknown)}", fix="keys: models, hub, hub_endpoint")
+    return {**lists, "hub_endpoint": data.get("hub_endpoint")}
 
 
 def load_manifest(path: str | Path, models_dir: str | Path) -> list[ModelFile]:

@@ -8,7 +8,6 @@ ask `local_snapshot(repo)` for that verified folder and load it as a local path:
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 import re
@@ -42,6 +41,7 @@ class HubModel:
     allow_patterns: tuple[str, ...]
     ignore_patterns: tuple[str, ...]
     variant: str | None  # e.g. "fp16": take `*.fp16.safetensors` where a folder has them, and load with it
+    endpoint: str | None = None  # the manifest's hub_endpoint (a mirror, the demo's local hub); else HF_ENDPOINT
 
     @property
     def selection(self) -> dict[str, Any]:
@@ -58,9 +58,9 @@ def hub_cache_dir() -> Path:
     return Path(home).expanduser() / "hub"
 
 
-def hub_endpoint() -> str:
-    """HF_ENDPOINT (a mirror, or the demo's local hub) or huggingface.co."""
-    return os.environ.get("HF_ENDPOINT") or HF_DEFAULT_ENDPOINT
+def hub_endpoint(model: HubModel) -> str:
+    """The manifest's hub_endpoint, else HF_ENDPOINT (a mirror), else huggingface.co."""
+    return (model.endpoint or os.environ.get("HF_ENDPOINT") or HF_DEFAULT_ENDPOINT).rstrip("/")
 
 
 def repo_folder(repo: str, cache: Path) -> Path:
@@ -77,7 +77,7 @@ def _patterns(raw: dict, key: str, label: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def hub_entry(raw: Any, index: int, where: str) -> HubModel:
+def hub_entry(raw: Any, index: int, where: str, endpoint: str | None = None) -> HubModel:
     """Validate one `hub:` entry, naming it and the bad key; the revision must be a pinned 40-hex commit."""
     name = raw.get("name") if isinstance(raw, dict) else None
     label = f"{where}: hub[{index}]" + (f" ({name})" if name else "")
@@ -98,7 +98,7 @@ def hub_entry(raw: Any, index: int, where: str) -> HubModel:
     if variant is not None and (not isinstance(variant, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", variant)):
         raise InputDataError(f"{label}: variant must be a word like fp16, got {variant!r}")
     return HubModel(str(name), repo, revision, _patterns(raw, "allow_patterns", label),
-                    _patterns(raw, "ignore_patterns", label), variant)
+                    _patterns(raw, "ignore_patterns", label), variant, endpoint)
 
 
 def select_files(paths: list[str], model: HubModel) -> list[str]:
@@ -123,11 +123,6 @@ def git_blob_sha1(path: Path) -> str:
         for block in iter(lambda: fh.read(CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _expected(entry: Any) -> tuple[str, str]:
-    """(algorithm, hex) the hub gives for a tree entry: the LFS sha256, else the git blob sha1."""
-    return ("sha256", entry.lfs.sha256) if entry.lfs is not None else ("git-sha1", entry.blob_id)
 
 
 def _drop(link: Path) -> None:
@@ -188,16 +183,64 @@ def local_snapshot(repo: str) -> tuple[Path, str | None] | None:
 
 
 # --------------------------------------------------------------------------- download
-def _hub_error(model: HubModel, err: Exception) -> PistachioError:
-    """A huggingface_hub / HTTP failure as a DownloadError naming the model and the likely fix."""
-    kind = type(err).__name__
-    if kind in ("RepositoryNotFoundError", "GatedRepoError"):
-        fix = f"check repo: {model.repo}; for a gated repo accept its terms on the hub and export HF_TOKEN"
-    elif kind == "RevisionNotFoundError":
-        fix = f"revision {model.revision} is not a commit of {model.repo}: copy the hash from its commits page"
-    else:
-        fix = "check the network (and HF_ENDPOINT if you use a mirror), then rerun: finished files are kept"
-    return DownloadError(f"{model.name}: cannot download {model.repo}@{model.revision[:12]}: {kind}: {scrub(str(err))[:300]}", fix=fix)
+HUB_FIXES = {  # the hub's X-Error-Code -> what to do
+    "RepoNotFound": "check repo: {repo}; for a gated or private repo accept its terms on the hub and export HF_TOKEN",
+    "GatedRepo": "accept the repo's terms on huggingface.co/{repo} and export HF_TOKEN",
+    "RevisionNotFound": "revision {revision} is not a commit of {repo}: copy the hash from its commits page",
+}
+NETWORK_FIX = "check the network (and HF_ENDPOINT if you use a mirror), then rerun: finished files are kept"
+TREE_PAGE_LIMIT = 1000  # pages of the tree listing, a bound against a server that links pages in a loop
+
+
+def _hub_error(model: HubModel, what: str, code: str = "") -> DownloadError:
+    """A failed hub call as a DownloadError naming the model, with the fix its error code calls for."""
+    fix = HUB_FIXES.get(code, NETWORK_FIX).format(repo=model.repo, revision=model.revision)
+    return DownloadError(f"{model.name}: cannot download {model.repo}@{model.revision[:12]}: {scrub(what)[:300]}", fix=fix)
+
+
+def list_hub_files(model: HubModel, token: str | None, timeout: float) -> dict[str, tuple[str, str]]:
+    """Every file at the pinned commit with the hash the hub lists: path -> ("sha256", LFS oid) or ("git-sha1", oid).
+
+    The hub's tree API, paged by its Link header. Asked here, with a timeout, because huggingface_hub 2.4's
+    `list_repo_tree` (and `snapshot_download`, which calls it) sends this request with none.
+    """
+    import requests
+
+    url: str | None = f"{hub_endpoint(model)}/api/models/{model.repo}/tree/{model.revision}?recursive=true"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}  # requests drops it on a redirect to another host
+    files: dict[str, tuple[str, str]] = {}
+    for _ in range(TREE_PAGE_LIMIT):
+        try:
+            resp = requests.get(url, headers=headers, timeout=timeout)
+            page = resp.json() if resp.status_code == 200 else None
+        except (requests.RequestException, ValueError) as err:
+            raise _hub_error(model, f"tree listing: {type(err).__name__}: {err}") from None
+        if not isinstance(page, list):
+            code = resp.headers.get("X-Error-Code", "")
+            raise _hub_error(model, f"tree listing: HTTP {resp.status_code} {code}".rstrip(), code)
+        for item in page:
+            if isinstance(item, dict) and item.get("type") == "file":
+                lfs = item.get("lfs") or {}
+                files[str(item["path"])] = ("sha256", lfs["oid"]) if lfs.get("oid") else ("git-sha1", str(item["oid"]))
+        url = resp.links.get("next", {}).get("url")
+        if not url:
+            return files
+    raise _hub_error(model, f"tree listing: more than {TREE_PAGE_LIMIT} pages")
+
+
+def _fetch(model: HubModel, files: list[str], cache: Path, token: str | None, timeout: float) -> None:
+    """`hf_hub_download` each file into the cache (4 at a time); HEAD waits `timeout`, reads HF_HUB_DOWNLOAD_TIMEOUT."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from huggingface_hub import hf_hub_download
+
+    def one(rel: str) -> str:
+        return hf_hub_download(model.repo, rel, revision=model.revision, cache_dir=cache, endpoint=hub_endpoint(model),
+                               token=token or False, etag_timeout=timeout)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in tqdm(pool.map(one, files), total=len(files), desc=model.name, unit="file", leave=False):
+            pass
 
 
 def ensure_hub_model(model: HubModel, timeout: float = 30.0) -> tuple[str, int]:
@@ -206,33 +249,35 @@ def ensure_hub_model(model: HubModel, timeout: float = 30.0) -> tuple[str, int]:
     folder = repo_folder(model.repo, cache) / "snapshots" / model.revision
     lock = read_lock(model.repo, cache)
     if lock and {k: lock.get(k) for k in model.selection} == model.selection and _unchanged(folder, lock.get("files") or {}):
-        return "present", sum(f["size"] for f in lock["files"].values())
-    from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.hf_api import RepoFile
-
-    token = get_secret("HF_TOKEN") or False  # the environment only, never a token file or the params
+        return "present", sum(f["size"] for f in lock["files"].values())  # verified before, unchanged: no network
+    token = get_secret("HF_TOKEN")  # the environment only, never a token file or the params
+    listed = list_hub_files(model, token, timeout)
+    wanted = select_files(sorted(listed), model)
+    if not wanted:
+        raise InputDataError(f"{model.name}: no file of {model.repo}@{model.revision[:12]} matches allow_patterns "
+                             f"{list(model.allow_patterns)} / ignore_patterns {list(model.ignore_patterns)}",
+                             fix="correct the patterns in the manifest (see the repo's file list on the hub)")
     try:
-        tree = {e.path: e for e in HfApi(endpoint=hub_endpoint(), token=token).list_repo_tree(
-            model.repo, revision=model.revision, recursive=True) if isinstance(e, RepoFile)}
-        wanted = select_files(sorted(tree), model)
-        if not wanted:
-            raise InputDataError(f"{model.name}: no file of {model.repo}@{model.revision[:12]} matches allow_patterns "
-                                 f"{list(model.allow_patterns)} / ignore_patterns {list(model.ignore_patterns)}",
-                                 fix="correct the patterns in the manifest (see the repo's file list on the hub)")
-        snapshot_download(model.repo, revision=model.revision, cache_dir=cache, endpoint=hub_endpoint(), token=token,
-                          allow_patterns=[glob.escape(p) for p in wanted], etag_timeout=timeout, max_workers=4)
-    except PistachioError:
-        raise
-    except Exception as err:  # noqa: BLE001 - hub answers, httpx transport and disk errors: one row naming the model
-        raise _hub_error(model, err) from None
-    stamps = verify_files(model, folder, {p: _expected(tree[p]) for p in wanted})
+        _fetch(model, wanted, cache, token, timeout)
+    except OSError:
+        raise  # our disk (full, read-only): the caller's row says so
+    except Exception as err:  # noqa: BLE001 - huggingface_hub's HTTP errors and httpx transport errors
+        response = getattr(err, "response", None)
+        code = response.headers.get("X-Error-Code", "") if response is not None else ""
+        raise _hub_error(model, f"{type(err).__name__}: {err}", code) from None
+    stamps = verify_files(model, folder, {p: listed[p] for p in wanted})
     write_json(repo_folder(model.repo, cache) / LOCK, {**model.selection, "repo": model.repo, "files": stamps})
     return "downloaded", sum(s["size"] for s in stamps.values())
 
 
 def load_hub_manifest(path: str | Path) -> list[HubModel]:
-    """The manifest's `hub:` entries, validated (an empty list when it has none)."""
-    models = [hub_entry(raw, i, str(path)) for i, raw in enumerate(read_manifest(path)["hub"])]
+    """The manifest's `hub:` entries, validated (an empty list when it has none), with its `hub_endpoint` if set."""
+    lists = read_manifest(path)
+    endpoint = lists["hub_endpoint"]
+    if endpoint is not None and not re.match(r"^https?://[^/\s@]+(/|$)", str(endpoint)):
+        raise InputDataError(f"{path}: hub_endpoint must be an http(s):// address without credentials, got {scrub(str(endpoint))!r}",
+                             fix="leave it out for huggingface.co (or set HF_ENDPOINT for a mirror)")
+    models = [hub_entry(raw, i, str(path), endpoint) for i, raw in enumerate(lists["hub"])]
     dupes = sorted({m.repo for m in models if sum(x.repo == m.repo for x in models) > 1})
     if dupes:
         raise InputDataError(f"{path}: hub repo(s) listed twice: {dupes}", fix="keep one entry per repo (one pinned revision)")
@@ -246,6 +291,7 @@ def ensure_hub_rows(models: list[HubModel], timeout: float) -> list[dict]:
         start, size, detail = time.perf_counter(), None, ""
         try:
             status, size = ensure_hub_model(model, timeout)
+            detail = f"in {repo_folder(model.repo, hub_cache_dir())}"  # where it went: HF_HOME on the persistent volume?
         except PistachioError as err:
             status, detail = "failed", str(err)
         except OSError as err:  # e.g. the cache volume is full or read-only

@@ -24,7 +24,7 @@ from .hub_server import serve_hub, write_tiny_repo
 Started = tuple[dict[str, Any], Callable[[], None]]
 SOURCE_PLACEHOLDER = "{model_source}"  # in the demo manifest's URLs: the file server's base URL
 REVISION_PLACEHOLDER = "{{revision:{repo}}}"  # in the demo manifest's hub entries: that repo's commit on the local hub
-HUB_VARIABLES = ("HF_ENDPOINT", "HF_HOME")  # set while the service runs: kernels inherit them
+HUB_PLACEHOLDER = "{hub_endpoint}"  # the demo manifest's hub_endpoint: the local hub's URL
 DEMO_HUB_REPOS = {"pistachio-tiny/sdxl": {"kind": "sdxl", "variant": "fp16"}, "pistachio-tiny/clip": {"kind": "clip"}}
 
 
@@ -54,8 +54,8 @@ def model_files(workspace: Path, manifest: str = "params/models-demo.yaml", fold
     """Serve the demo model files, and the tiny models as hub repos, on free ports; write the demo manifest.
 
     `hub_repos` (default: the demo manifest's) maps a repo id to `{kind: <tiny kind>, variant: <fp16 or none>}`; the manifest's
-    `{revision:<repo id>}` become their commits. HF_ENDPOINT and HF_HOME (`<workspace>/<hf_home>`) are set
-    for the run, as a pod user exports them, and restored when the service stops.
+    `{revision:<repo id>}` become their commits and `{hub_endpoint}` the local hub. HF_HOME is set to
+    `<workspace>/<hf_home>` for the run (kernels inherit it), as a pod user exports it, and restored on stop.
     """
     write_demo_files(workspace / folder)
     files = serve_folder(workspace / folder)
@@ -63,17 +63,17 @@ def model_files(workspace: Path, manifest: str = "params/models-demo.yaml", fold
              for repo, spec in (DEMO_HUB_REPOS if hub_repos is None else hub_repos).items()}
     hub = serve_hub(repos)
     text = resolve(manifest).read_text(encoding="utf-8").replace(SOURCE_PLACEHOLDER, files.url)
+    text = text.replace(HUB_PLACEHOLDER, hub.url)
     for repo in repos:
         text = text.replace(REVISION_PLACEHOLDER.format(repo=repo), hub.commit(repo))
-    saved = {name: os.environ.get(name) for name in HUB_VARIABLES}
-    os.environ.update({"HF_ENDPOINT": hub.url, "HF_HOME": str(workspace / hf_home)})
+    saved = os.environ.get("HF_HOME")
+    os.environ["HF_HOME"] = str(workspace / hf_home)
 
     def stop() -> None:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        if saved is None:
+            os.environ.pop("HF_HOME", None)
+        else:
+            os.environ["HF_HOME"] = saved
         hub.close()
         files.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -189,6 +190,7 @@ def test_demo_manifest_is_filled_with_the_service_url_and_matches_the_files(tmp_
     from pistachio_nb.hub_models import load_hub_manifest
     from pistachio_testkit.services import DEMO_HUB_REPOS, model_files
 
+    home_before = os.environ.get("HF_HOME")
     values, stop = model_files(tmp_path / "ws")
     try:
         entries = load_manifest(values["models_manifest"], tmp_path / "models")
@@ -198,9 +200,12 @@ def test_demo_manifest_is_filled_with_the_service_url_and_matches_the_files(tmp_
         assert fetched["status"].tolist() == ["downloaded"] * (len(DEMO_FILES) + len(DEMO_HUB_REPOS))
         hub = load_hub_manifest(values["models_manifest"])  # the template's {revision:REPO}, filled with commits
         assert [m.repo for m in hub] == list(DEMO_HUB_REPOS) and all(len(m.revision) == 40 for m in hub)
+        assert all(m.endpoint.startswith("http://127.0.0.1:") for m in hub) and "HF_ENDPOINT" not in os.environ
+        assert os.environ["HF_HOME"] == str(tmp_path / "ws" / "hf-home")
         assert fetched["file"].tolist()[len(DEMO_FILES):] == [f"hub:{m.repo}@{m.revision[:12]}" for m in hub]
     finally:
         stop()
+    assert os.environ.get("HF_HOME") == home_before  # the service puts HF_HOME back
     written = {p.name: p for p in write_demo_files(tmp_path / "again")}
     for e in entries:
         data = written[e.dest.name].read_bytes()

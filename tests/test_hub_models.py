@@ -121,3 +121,26 @@ def test_pod_manifest_pins_real_commits_and_refuses_the_unpinned_captioner():
     with pytest.raises(InputDataError, match=r"hub\[1\] \(Florence-2 large captioner\).*40-hex") as err:
         load_hub_manifest(repo_root() / "params" / "models-pod.yaml")
     assert "florence-community/Florence-2-large/commits/main" in err.value.fix
+
+
+def test_a_revision_the_hub_does_not_have_fails_its_row_with_the_fix(hub, tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump({"hub": [{"name": "clip", "repo": "tiny/clip", "revision": "b" * 40}]}))
+    row = ensure_models(str(path), tmp_path / "m").iloc[0]
+    assert row["status"] == "failed" and "tiny/clip@bbbbbbbbbbbb" in row["detail"] and "not a commit" in row["detail"]
+
+
+def test_a_hub_that_never_answers_fails_within_the_timeout(tmp_path, monkeypatch):
+    import socket
+    import time
+
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+        path = tmp_path / "m.yaml"
+        path.write_text(yaml.safe_dump({"hub": [{"name": "clip", "repo": "tiny/clip", "revision": "c" * 40}]}))
+        start = time.perf_counter()
+        row = ensure_models(str(path), tmp_path / "m", timeout=0.5).iloc[0]
+    assert row["status"] == "failed" and "Timeout" in row["detail"] and time.perf_counter() - start < 10
