@@ -220,8 +220,10 @@ def list_hub_files(model: HubModel, token: str | None, timeout: float) -> dict[s
             raise _hub_error(model, f"tree listing: HTTP {resp.status_code} {code}".rstrip(), code)
         for item in page:
             if isinstance(item, dict) and item.get("type") == "file":
-                lfs = item.get("lfs") or {}
-                files[str(item["path"])] = ("sha256", lfs["oid"]) if lfs.get("oid") else ("git-sha1", str(item["oid"]))
+                lfs, rel = item.get("lfs") or {}, str(item.get("path"))
+                if rel.startswith("/") or "\\" in rel or ".." in rel.split("/") or any(ord(c) < 32 for c in rel):
+                    raise _hub_error(model, f"the hub lists a file path outside the repo: {rel[:200]!r}; nothing downloaded")
+                files[rel] = ("sha256", str(lfs["oid"])) if lfs.get("oid") else ("git-sha1", str(item["oid"]))
         url = resp.links.get("next", {}).get("url")
         if not url:
             return files

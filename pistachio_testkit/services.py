@@ -25,7 +25,8 @@ Started = tuple[dict[str, Any], Callable[[], None]]
 SOURCE_PLACEHOLDER = "{model_source}"  # in the demo manifest's URLs: the file server's base URL
 REVISION_PLACEHOLDER = "{{revision:{repo}}}"  # in the demo manifest's hub entries: that repo's commit on the local hub
 HUB_PLACEHOLDER = "{hub_endpoint}"  # the demo manifest's hub_endpoint: the local hub's URL
-DEMO_HUB_REPOS = {"pistachio-tiny/sdxl": {"kind": "sdxl", "variant": "fp16"}, "pistachio-tiny/clip": {"kind": "clip"}}
+DEMO_HUB_REPOS = {"pistachio-tiny/sdxl": {"kind": "sdxl", "variant": "fp16"}, "pistachio-tiny/captioner": {"kind": "captioner"},
+                  "pistachio-tiny/clip": {"kind": "clip"}, "pistachio-tiny/dinov2": {"kind": "dinov2"}}
 
 
 def _nothing() -> None:

@@ -84,3 +84,26 @@ def test_civitai_key_is_not_sent_to_other_hosts(tmp_path, served, monkeypatch):
     monkeypatch.setenv("CIVITAI_API_KEY", "civitai_key_987654")
     run(tmp_path, [url_entry(server)])
     assert server.seen[0][2] is None
+
+
+@pytest.mark.parametrize("evil", ["../escape.json", "/abs.json", "a/../../up.json", "win\\dows.json"])
+def test_a_hub_listing_a_path_outside_the_repo_downloads_nothing(tmp_path, monkeypatch, evil):
+    import yaml
+
+    from pistachio_nb.downloads import ensure_models
+    from pistachio_testkit.hub_server import HubFile, serve_hub
+
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "config.json").write_text("{}")
+    hub = serve_hub({"org/x": tmp_path / "repo"})
+    hub.repos["org/x"].files[evil] = HubFile(evil, 2, "0" * 40, None)  # a hostile tree listing
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump({"hub_endpoint": hub.url, "hub": [{"name": "x", "repo": "org/x",
+                                                                       "revision": hub.commit("org/x")}]}))
+    try:
+        row = ensure_models(str(path), tmp_path / "models").iloc[0]
+    finally:
+        hub.close()
+    assert row["status"] == "failed" and "outside the repo" in row["detail"]
+    assert not (tmp_path / "hf" / "hub").exists() and not any(r[0] == "HEAD" for r in hub.requests)
