@@ -1,7 +1,9 @@
 """Downloads over local HTTP: throughput, resume after a cut, and what the verified-stamp saves on reruns.
 
 Prints MiB/s for a fresh download, the bytes actually transferred on a resume, the rerun time with
-the stamp (no hashing) and without it (full sha256). Run: .venv/bin/python tests/benchmarks/bench_downloads.py
+the stamp (no hashing) and without it (full sha256); then the same for a hub snapshot (huggingface_hub
+against the testkit's local hub: download + verify, and a rerun through the verified lock, with the
+number of hub requests it made). Run: .venv/bin/python tests/benchmarks/bench_downloads.py [MiB]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import yaml
 
 from pistachio_nb.downloads import ensure_models, load_manifest
 from pistachio_testkit.fileserver import RangeFileHandler, serve_folder
+from pistachio_testkit.hub_server import serve_hub
 
 SIZE_MIB = int(sys.argv[1]) if len(sys.argv) > 1 else 256
 
@@ -59,6 +62,29 @@ def main() -> None:
         server.sent = 0
         timed("resume from 1/3")
         print(f"{'  bytes sent on resume':<34} {server.sent / len(data):7.1%} of the file")
+    bench_hub(tmp, data)
+
+
+def bench_hub(tmp: Path, data: bytes) -> None:
+    """The same file as a hub repo's weights, with two small files beside it, through `hub:`."""
+    repo = tmp / "hub-repo"
+    (repo / "unet").mkdir(parents=True)
+    (repo / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(data)
+    (repo / "unet" / "config.json").write_text("{}")
+    (repo / "model_index.json").write_text("{}")
+    os.environ["HF_HOME"] = str(tmp / "hf-home")
+    hub = serve_hub({"bench/model": repo})
+    try:
+        manifest = tmp / "hub.yaml"
+        manifest.write_text(yaml.safe_dump({"hub_endpoint": hub.url, "hub": [
+            {"name": "model", "repo": "bench/model", "revision": hub.commit("bench/model")}]}))
+        for label in ("hub snapshot: fresh (+ verify)", "hub snapshot: rerun (verified lock)"):
+            asked, start = len(hub.requests), time.perf_counter()
+            status = ensure_models(manifest, tmp / "models")["status"][0]
+            seconds = time.perf_counter() - start
+            print(f"{label:<34} {status:<10} {seconds:7.2f} s  {len(hub.requests) - asked} hub requests")
+    finally:
+        hub.close()
 
 
 if __name__ == "__main__":
