@@ -46,6 +46,7 @@ class HubFile:
 
 
 def lfs_pointer(sha256: str, size: int) -> bytes:
+    """The git-lfs pointer file git stores in place of the weights (the hub's blob id is this file's)."""
     return f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
 
 
@@ -193,9 +194,11 @@ class HubServer(FileServer):
 
     @property
     def cdn_url(self) -> str:
+        """Where weights are redirected to (another origin than `url`)."""
         return (self.cdn or self).url
 
     def commit(self, repo_id: str) -> str:
+        """The repo's one commit id (what a manifest pins)."""
         return self.repos[repo_id].commit
 
     def close(self) -> None:
