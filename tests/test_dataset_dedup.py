@@ -1,8 +1,9 @@
-"""Dedup: BK-tree agrees with brute force, chains form one cluster, real copies cluster and scenes do not."""
+"""Dedup: all-pairs search agrees with brute force, chains form one group split by distance to its kept images,
+real copies cluster and scenes do not."""
 
 import random
 
-from pistachio_nb.dataset.dedup import best_member, close_pairs, cluster_hashes, hamming
+from pistachio_nb.dataset.dedup import close_pairs, cluster_hashes, hamming, mark_duplicates, rank_key
 
 from .dataset_helpers import demo_master, demo_source  # noqa: F401  (fixtures)
 
@@ -28,13 +29,45 @@ def test_chains_join_into_one_cluster():
     assert labels[0] == labels[2] == labels[3] != labels[1]
 
 
-def test_best_member_prefers_size_then_sharpness():
+def test_rank_prefers_size_then_sharpness():
     rows = [
         {"path": "b.jpg", "width": 100, "height": 100, "blur": 900.0},
         {"path": "a.jpg", "width": 200, "height": 100, "blur": 10.0},
         {"path": "c.jpg", "width": 200, "height": 100, "blur": 50.0},
     ]
-    assert best_member(rows)["path"] == "c.jpg"
+    assert min(rows, key=rank_key)["path"] == "c.jpg"
+
+
+def _row(path: str, phash: int, width: int = 100) -> dict:
+    return {"path": path, "status": "ok", "phash": f"{phash:016x}", "width": width, "height": 100, "blur": 100.0}
+
+
+def test_a_chain_is_split_by_distance_to_the_kept_image_and_flagged():
+    a, b = 0, 0b111 << 4  # b: 3 bits from a
+    c = b ^ (0b111 << 20)  # c: 3 bits from b, 6 from a
+    rows = [_row("a.jpg", a, width=300), _row("b.jpg", b, width=200), _row("c.jpg", c), _row("far.jpg", (1 << 64) - 1)]
+    mark_duplicates(rows, threshold=3)
+    by = {r["path"]: r for r in rows}
+    assert by["b.jpg"]["status"] == "duplicate" and by["b.jpg"]["duplicate_of"] == "a.jpg"
+    assert by["c.jpg"]["status"] == "ok" and by["c.jpg"]["kept"]  # 6 bits from a: not silently dropped as its copy
+    assert by["a.jpg"]["group"] == by["c.jpg"]["group"] != by["far.jpg"]["group"]  # one group: one side of the split
+    assert by["a.jpg"]["cluster"] != by["c.jpg"]["cluster"]
+    assert by["a.jpg"]["chained"] and by["c.jpg"]["chained"] and not by["far.jpg"]["chained"]
+
+
+def test_every_duplicate_is_within_the_threshold_of_its_kept_image():
+    rng = random.Random(5)
+    values = [0]
+    for _ in range(60):  # a random walk: long chains of near neighbours
+        values.append(values[-1] ^ (1 << rng.randrange(64)) ^ (1 << rng.randrange(64)))
+    rows = [_row(f"{i:02d}.jpg", v, width=100 + rng.randrange(50)) for i, v in enumerate(values)]
+    mark_duplicates(rows, threshold=6)
+    by = {r["path"]: r for r in rows}
+    dups = [r for r in rows if r["status"] == "duplicate"]
+    assert dups and len({r["group"] for r in rows}) < len({r["cluster"] for r in rows})
+    for r in dups:
+        assert hamming(int(r["phash"], 16), int(by[r["duplicate_of"]]["phash"], 16)) <= 6
+        assert by[r["duplicate_of"]]["kept"] and by[r["duplicate_of"]]["cluster"] == r["cluster"]
 
 
 def test_demo_copies_cluster_and_distinct_scenes_do_not(demo_source, tmp_path):

@@ -129,26 +129,6 @@ def test_an_unexpected_decoder_error_is_a_rejection_not_a_crash(bad_folder, monk
     assert row["status"] == "rejected" and row["reason"].startswith("unreadable (error: unpack")
 
 
-def test_hash_hex_matches_imagehash_text():
-    from pistachio_nb.dataset.ingest import HASHERS, hash_hex
-
-    gray = scene((200, 160), seed=4).convert("L")
-    for fn in HASHERS.values():
-        assert hash_hex(fn(gray)) == str(fn(gray))
-
-
-def test_reduced_decode_hash_stays_close_to_plain_imagehash(tmp_path):
-    import imagehash
-
-    cfg = ProbeConfig(str(tmp_path), LIMITS.min_side, LIMITS.max_pixels, "phash", (255, 255, 255))
-    for seed in range(8):
-        im = scene((1024, 768), seed=seed)
-        (tmp_path / f"s{seed}.jpg").write_bytes(encode(im, "JPEG", quality=90))
-        ours = int(probe_all(cfg, [f"s{seed}.jpg"], {}, workers=1)[0][0]["phash"], 16)
-        plain = int(str(imagehash.phash(Image.open(tmp_path / f"s{seed}.jpg"))), 16)
-        assert (ours ^ plain).bit_count() <= 4, seed
-
-
 def test_multi_picture_jpeg_from_phones_is_accepted(tmp_path):
     first, second = scene((480, 360), seed=1), scene((480, 360), seed=2)
     first.save(tmp_path / "phone.jpg", "MPO", save_all=True, append_images=[second], quality=90)

@@ -33,7 +33,7 @@ def test_output_contract(built, demo_source):
         assert set(e) == META_KEYS and e["text"] == ""
         image = root / e["file_name"]
         with Image.open(image) as im:
-            assert im.format == "PNG" and im.mode == "RGB" and im.size == (e["width"], e["height"])
+            assert im.format == "JPEG" and im.mode == "RGB" and im.size == (e["width"], e["height"])
         assert image.with_suffix(".txt").read_text() == ""
         prefix = "validation/" if e["split"] == "validation" else "train/10_pstchio character/"
         assert e["file_name"].startswith(prefix)

@@ -13,21 +13,17 @@ import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import imagehash
-import numpy as np
-import scipy.fftpack  # noqa: F401  (phash imports it lazily; loading it here lets the forkserver share it with workers)
 from PIL import Image
 
 from .decode import Limits, RejectedImage, decode_upright, open_checked
+from .hashing import perceptual_hash
 from .pool import parallel_map
-from .quality import analysis_size, blur_score
+from .quality import ANALYSIS_SIDE, analysis_size, blur_score
 
-PROBE_VERSION = 2  # bump when probe results change meaning, so cached rows are measured again
+PROBE_VERSION = 3  # bump when probe results change meaning, so cached rows are measured again
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp"}
 USER_CAPTION_MAX_BYTES = 64 * 1024  # a caption, not a document
 SKIP_HINTS = {ext: ": iPhone HEIC/HEIF is not supported, export it as JPEG" for ext in (".heic", ".heif")}
-HASH_REDUCE = 4  # hashes see a 4x box-reduced copy (64 px short side): hashes within a bit or two, far cheaper resize
-HASHERS = {"phash": imagehash.phash, "dhash": imagehash.dhash, "ahash": imagehash.average_hash, "whash": imagehash.whash}
 
 
 @dataclass(frozen=True)
@@ -43,11 +39,6 @@ class ProbeConfig:
     def fingerprint(self) -> str:
         settings = {**asdict(self), "version": PROBE_VERSION}
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def hash_hex(h: imagehash.ImageHash) -> str:
-    """The same hex as `str(h)`, without its slow per-bit string building."""
-    return np.packbits(h.hash.flatten()).tobytes().hex()
 
 
 def list_sources(root: Path) -> list[Path]:
@@ -123,9 +114,11 @@ def _measure(row: dict, data: bytes, cfg: ProbeConfig) -> None:
     row["hash"] = hashlib.sha256(data).hexdigest()
     im, (w, h) = open_checked(data, Limits(cfg.min_side, cfg.max_pixels))
     row.update(format=im.format, mode=im.mode, width=w, height=h)
-    gray = decode_upright(im, analysis_size(w, h), cfg.background, mode="L").resize(analysis_size(w, h), Image.Resampling.BOX)
-    row["phash"] = hash_hex(HASHERS[cfg.algorithm](gray.reduce(HASH_REDUCE)))
-    row["blur"] = round(blur_score(gray), 2)
+    gray = decode_upright(im, analysis_size(w, h), cfg.background, mode="L")
+    if min(gray.size) >= 2 * ANALYSIS_SIDE:  # a PNG/WebP, or a JPEG beyond 1/8 scale: the cheap integer reduction
+        gray = gray.reduce(min(gray.size) // ANALYSIS_SIDE)
+    row["phash"] = perceptual_hash(gray, cfg.algorithm)  # on this copy, not a further resize: close to plain imagehash
+    row["blur"] = round(blur_score(gray.resize(analysis_size(w, h), Image.Resampling.BOX)), 2)
 
 
 def probe_all(cfg: ProbeConfig, rels: list[str], previous: dict[str, dict], workers: int) -> tuple[list[dict], int]:

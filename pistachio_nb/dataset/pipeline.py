@@ -13,7 +13,7 @@ from ..files import read_json, write_csv, write_json, write_jsonl, write_sidecar
 from ..paths import resolve
 from .buckets import fit_bucket, sdxl_buckets
 from .decode import Limits, parse_colour
-from .dedup import mark_duplicates
+from .dedup import mark_duplicates, rank_key
 from .ingest import ProbeConfig, list_sources, probe_all, user_caption
 from .layout import METADATA, RenderJob, kohya_folder, output_name, sync_layout
 from .params import DatasetParams
@@ -24,7 +24,7 @@ MANIFEST = "manifest.csv"
 PROBE_CACHE = ".probe-cache.json"
 COLUMNS = [
     "path", "status", "reason", "size", "mtime_ns", "hash", "format", "mode", "width", "height", "aspect",
-    "blur", "phash", "cluster", "cluster_size", "duplicate_of", "kept", "split", "bucket", "flags", "file_name",
+    "blur", "phash", "group", "cluster", "cluster_size", "duplicate_of", "kept", "split", "bucket", "flags", "file_name",
 ]
 
 
@@ -68,7 +68,7 @@ def prepare_dataset(p: DatasetParams) -> DatasetResult:
 def manifest_frame(rows: list[dict]) -> pd.DataFrame:
     """The manifest table in its column order, whole-number columns as nullable integers."""
     frame = pd.DataFrame(rows).reindex(columns=COLUMNS)
-    for col in ("size", "mtime_ns", "width", "height", "cluster", "cluster_size"):
+    for col in ("size", "mtime_ns", "width", "height", "group", "cluster", "cluster_size"):
         frame[col] = frame[col].astype("Int64")
     return frame
 
@@ -93,12 +93,12 @@ def plan_layout(rows: list[dict], p: DatasetParams, cfg: ProbeConfig) -> tuple[l
     """Bucket, quality-flag and split every kept image; returns metadata rows and how to render each."""
     buckets, folder = sdxl_buckets(p.base_resolution), kohya_folder(p.repeats, p.trigger, p.class_word)
     kept = [r for r in rows if r["kept"]]
-    held_out = validation_clusters([r["hash"] for r in kept], p.validation_ratio, p.split_seed)
-    split_of = {r["cluster"]: ("validation" if r["hash"] in held_out else "train") for r in kept}
+    group_key = {r["group"]: r["hash"] for r in sorted(kept, key=rank_key, reverse=True)}  # the group's best image
+    held_out = validation_clusters(group_key.values(), p.validation_ratio, p.split_seed)
     entries, jobs = [], {}
     for r in rows:
-        if "cluster" in r:
-            r["split"] = split_of[r["cluster"]]
+        if "group" in r:  # a whole chained group on one side, so no near copy of a validation image trains
+            r["split"] = "validation" if group_key[r["group"]] in held_out else "train"
         r["aspect"] = round(r["width"] / r["height"], 3) if r.get("width") else None
         if not r["kept"]:
             continue
@@ -106,7 +106,7 @@ def plan_layout(rows: list[dict], p: DatasetParams, cfg: ProbeConfig) -> tuple[l
         name = f"{'validation' if r['split'] == 'validation' else 'train/' + folder}/{output_name(r['path'], r['hash'])}"
         r.update(bucket=f"{fit.bucket[0]}x{fit.bucket[1]}", file_name=name,
                  flags=";".join(quality_flags(r["blur"], p.blur_threshold, fit.upscale, fit.crop_share)
-                                + (["outside_source"] if r.get("outside") else [])))
+                                + (["near_chain"] if r.get("chained") else []) + (["outside_source"] if r.get("outside") else [])))
         entries.append({
             "file_name": name, "split": r["split"], "width": fit.bucket[0], "height": fit.bucket[1],
             "original_width": r["width"], "original_height": r["height"], "crop_left": fit.left, "crop_top": fit.top,

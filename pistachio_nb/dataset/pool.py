@@ -72,13 +72,14 @@ def parallel_map(fn: Callable[[Any], T], items: Sequence[Any], workers: int, des
 
     forkserver (not fork) because the caller is often a Jupyter kernel with threads; `preload` is the
     module the workers import once in the server, so each worker starts in milliseconds. Workers end with
-    this process even when it is SIGKILLed (`die_with_owner`).
+    this process even when it is SIGKILLed (`die_with_owner`); the forkserver is stopped when the map ends,
+    so it never outlives the run (nor holds its memory in a kernel that stays open).
     """
     from tqdm.auto import tqdm  # here, not at the top: workers import this module and need no progress bars
 
-    n = effective_workers(workers)
+    n = min(effective_workers(workers), len(items))
     bar = dict(total=len(items), desc=desc, unit="img", mininterval=1.0)
-    if n == 1 or len(items) < 2:
+    if n <= 1:
         yield from tqdm(map(fn, items), **bar)
         return
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
@@ -86,5 +87,22 @@ def parallel_map(fn: Callable[[Any], T], items: Sequence[Any], workers: int, des
     if method == "forkserver":
         ctx.set_forkserver_preload([preload])
     chunk = max(1, min(16, len(items) // (n * 8)))
-    with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=die_with_owner, initargs=(os.getpid(),)) as pool:
-        yield from tqdm(pool.map(fn, items, chunksize=chunk), **bar)
+    try:
+        with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=die_with_owner, initargs=(os.getpid(),)) as pool:
+            yield from tqdm(pool.map(fn, items, chunksize=chunk), **bar)
+    finally:
+        if method == "forkserver":
+            stop_forkserver()
+
+
+def stop_forkserver() -> None:
+    """End this process's forkserver once its workers are gone (the next pool starts a fresh one).
+
+    The standard library has no public call for it; `ForkServer._stop` (CPython 3.8+) closes the pipe the
+    server watches and reaps it.
+    """
+    from multiprocessing import forkserver
+
+    stop = getattr(forkserver._forkserver, "_stop", None)
+    if stop is not None:
+        stop()
