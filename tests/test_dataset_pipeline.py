@@ -152,3 +152,23 @@ def test_check_demo_outputs_accepts_a_build_and_rejects_a_broken_one(built):
     (p.ws.dataset / ds.metadata[0]["file_name"]).unlink()
     with pytest.raises(AssertionError):
         check_demo_outputs(p.ws.root, rendered)
+
+
+def test_a_dataset_stored_in_another_format_is_rewritten_not_renamed(built):
+    p, ds = built
+    root = p.ws.dataset
+    old = [dict(e, file_name=e["file_name"].rsplit(".", 1)[0] + ".png", text="kept caption") for e in ds.metadata]
+    for before, after in zip(ds.metadata, old):  # as an older version wrote it: PNG files, captioned
+        with Image.open(root / before["file_name"]) as im:
+            im.save(root / after["file_name"], "PNG")
+        (root / before["file_name"]).unlink()
+        (root / before["file_name"]).with_suffix(".txt").unlink()
+        (root / after["file_name"]).with_suffix(".txt").write_text("kept caption")
+    write_jsonl(root / "metadata.jsonl", old)
+    again = prepare_dataset(p)
+    assert again.counts["written"] == len(old) and again.counts["moved"] == 0 and again.counts["removed"] == len(old)
+    assert not list(root.rglob("*.png"))
+    for e in again.metadata:
+        with Image.open(root / e["file_name"]) as im:
+            assert im.format == "JPEG"
+        assert e["text"] == "kept caption" == (root / e["file_name"]).with_suffix(".txt").read_text()
