@@ -43,11 +43,12 @@ def problems(result: DatasetResult) -> pd.DataFrame:
 
 
 def duplicate_table(result: DatasetResult) -> pd.DataFrame:
-    """Members of every cluster with more than one image: which was kept and how far each copy is."""
+    """Members of every group with more than one image: which were kept, how far each copy is from the image
+    it duplicates, and the flags (near_chain: kept, but chained to another kept image)."""
     m = result.manifest
-    cols = ["cluster", "path", "status", "width", "height", "blur", "split", "reason"]
-    dup = m.loc[m["cluster_size"] > 1, cols]
-    return dup.sort_values(["cluster", "status"], ascending=[True, False]).reset_index(drop=True)
+    cols = ["group", "cluster", "path", "status", "width", "height", "blur", "split", "flags", "reason"]
+    dup = m.loc[m.groupby("group")["path"].transform("size") > 1, cols]
+    return dup.sort_values(["group", "cluster", "status"], ascending=[True, True, False]).reset_index(drop=True)
 
 
 def cluster_grid(result: DatasetResult, max_clusters: int = 6, max_members: int = 6):
