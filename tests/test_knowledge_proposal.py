@@ -62,6 +62,8 @@ def test_restructured_files_say_where_things_went(proposed):
     manual = (files / "docs/operations_manual.md").read_text()
     assert "Restarting ComfyUI: see `kb/comfyui.md`" in manual and "ps aux" not in manual
     assert "rename from docs/pod_notes_2024.md" in proposal.diff and "-## Learned mistakes" in proposal.diff
+    shown = proposal.diff_markdown()
+    assert "```" in proposal.diff and shown.startswith("````diff\n") and shown.endswith("\n````\n")
 
 
 def test_applied_to_a_clone_the_budget_is_met_and_git_undoes_it(proposed, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -42,6 +43,12 @@ class Proposal:
     @property
     def files_dir(self) -> Path:
         return self.out_dir / "files"
+
+    def diff_markdown(self) -> str:
+        """The diff as a Markdown code block whose fence is longer than any backtick run inside (notes hold fences)."""
+        longest = max((len(run) for run in re.findall(r"`+", self.diff)), default=0)
+        fence = "`" * max(3, longest + 1)
+        return f"{fence}diff\n{self.diff}{fence}\n"
 
 
 def headline(files: list[KbFile], params: KnowledgeAuditParams) -> dict[str, int]:
