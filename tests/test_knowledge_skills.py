@@ -10,8 +10,8 @@ import nbformat
 
 from pistachio_nb.cli import build_parser
 from pistachio_nb.knowledge import audit_knowledge
-from pistachio_nb.knowledge.skills import (AREAS, INDEX, MAX_LINES, REGENERATE, cli_verbs, render_skills, skeleton,
-                                           skills_table)
+from pistachio_nb.knowledge.skills import (AREAS, INDEX, MAX_LINES, REGENERATE, NotebookProse, cli_verbs, render_skill,
+                                           render_skills, skeleton, skills_table)
 from pistachio_nb.paths import resolve
 from tests.test_knowledge_audit import params
 
@@ -72,3 +72,12 @@ def test_skills_fit_the_budget_when_audited_like_any_knowledge_base(tmp_path):
     table = skills_table(p.kb_root)
     assert table["one_line_commands"].all() and (table["lines"] <= MAX_LINES).all()
     assert (table.loc[table["skill"] != INDEX, "when_to_load"] != "").all()
+
+
+def test_a_notebook_with_many_parameters_still_fits_one_page():
+    many = NotebookProse("03_training", "03 · Training", "Run this after 02.", (("1 · Train", "It trains."),),
+                         tuple((f"knob_{i}", "what it does") for i in range(150)))
+    page = render_skill(AREAS[2], [many], [])
+    assert len(page.splitlines()) <= MAX_LINES and "`knob_149`" in page
+    few = NotebookProse("03_training", "03 · Training", "Run this after 02.", (), (("rank", "LoRA rank"),))
+    assert "- `rank`: LoRA rank" in render_skill(AREAS[2], [few], [])

@@ -145,8 +145,12 @@ def render_skill(area: Area, notebooks: list[NotebookProse], verbs: list[Verb]) 
     lines += [f"- `pistachio run {nb.name} --params params/pod.yaml`" for nb in notebooks]
     lines += [f"- `{v.command}`: {v.help}" for v in verbs]
     lines += [""]
-    for nb in notebooks:
-        lines += [f"## Parameters of {nb.name} (`--set NAME=VALUE`)", "", *[f"- `{n}`: {c}" for n, c in nb.params], ""]
+    described = [f"- `{n}`: {c}" for nb in notebooks for n, c in nb.params]
+    room = MAX_LINES - len(lines) - 3 * len(notebooks)
+    for nb in notebooks:  # one line per parameter while the page stays under MAX_LINES, else their names only
+        listed = ([f"- `{n}`: {c}" for n, c in nb.params] if len(described) <= room
+                  else [", ".join(f"`{n}`" for n, _ in nb.params) + f" (meanings: the parameters cell of {nb.name})"])
+        lines += [f"## Parameters of {nb.name} (`--set NAME=VALUE`)", "", *listed, ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
