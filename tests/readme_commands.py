@@ -31,3 +31,11 @@ def cron_lines() -> list[tuple[list[str], str]]:
                 fields = line.split(None, 5)
                 entries.append((fields[:5], fields[5]))
     return entries
+
+
+def serve_demo_lines() -> list[str]:
+    """The lines of the generation-API section's shell blocks (the round trip tests/test_serve_readme.py runs)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## The generation API"):]
+    section = section[:section.index("\n## ", 1)]
+    return [line.strip() for block in code_blocks("bash", section) for line in block.splitlines() if line.strip()]

@@ -21,11 +21,14 @@ from pistachio_nb.profiles import load_profile, parse_sets, resolve_values
 from pistachio_nb.runner import select_notebooks, validate_run
 
 from .conftest import ROOT
-from .readme_commands import code_blocks, cron_lines, shell_commands
+from pistachio_nb.serve.service import serve_settings
+
+from .readme_commands import code_blocks, cron_lines, serve_demo_lines, shell_commands
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 SET_FIELD = re.compile(r"^\s+(\w+):.*#\s*SET:", re.MULTILINE)
 FILE_COMMANDS = ("mkdir ", "install ", "ln ", "chmod ", "cp ")
+SERVE_DEMO = ("export PISTACHIO_API_KEYS=", "KEY=", "ID=", "curl ")
 
 
 def validate_pistachio(argv: list[str]) -> str:
@@ -35,9 +38,13 @@ def validate_pistachio(argv: list[str]) -> str:
         plans = validate_run(select_notebooks(args.notebook), load_profile(resolve(args.params)), parse_sets(args.set),
                              check_paths=False)  # the pod's own folders do not exist on this machine
         assert plans
-    elif args.command == "health":
+    elif args.command == "health" or (args.command == "pod" and getattr(args, "params", None)):
         resolve_values(select_notebooks("00_setup")[0], load_profile(resolve(args.params)), parse_sets(args.set),
                        check_paths=False)
+    elif args.command == "serve":  # its 06 section and serve: settings (tests/test_serve_readme.py runs it)
+        profile = load_profile(resolve(args.params))
+        resolve_values(select_notebooks("06_batch_generation")[0], profile, parse_sets(args.set), check_paths=False)
+        serve_settings(profile.serve, str(profile.path))
     return args.command
 
 
@@ -67,12 +74,15 @@ def test_every_readme_shell_command_runs_or_validates(tmp_path):
                 proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
                 assert proc.returncode == 0 and "every package matches" in proc.stdout, proc.stdout + proc.stderr
             seen.add(verb)
+        elif command.startswith(SERVE_DEMO):
+            assert command in serve_demo_lines(), command  # run for real by tests/test_serve_readme.py
+            seen.add("serve-demo")
         elif command.startswith(FILE_COMMANDS):
             run_file_command(command, tmp_path)
             seen.add("files")
         else:
             pytest.fail(f"README command with no rule in this test: {command!r}")
-    assert {"make", "files", "check-env", "health", "lab", "prepare", "run"} <= seen
+    assert {"make", "files", "check-env", "health", "lab", "prepare", "run", "pod", "serve", "serve-demo"} <= seen
     env_file = tmp_path / "home" / ".config" / "pistachio" / "env"
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600  # the README's way makes an owner-only file
     assert (tmp_path / "workspace" / "pistachio-data" / "source_images").is_dir()
