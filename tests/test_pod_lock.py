@@ -163,3 +163,20 @@ def test_services_start_under_supervisord_once_and_a_second_start_changes_nothin
     finally:
         stop_supervisor(state)
         shutil.rmtree(state, ignore_errors=True)
+
+
+def test_00_setups_lock_table_compares_the_pod_or_says_how_to_make_a_lock(pod, tmp_path):
+    from types import SimpleNamespace
+
+    from pistachio_nb.pod import pod_lock_table
+
+    _, _, path = locked(pod, tmp_path)
+    p = SimpleNamespace(comfy_models_dir=pod.models_dir, comfy_dir=pod.comfy_dir, comfy_python=pod.python, pod_lock=path)
+    table = pod_lock_table(p)
+    assert set(table["status"]) <= {"PASS", "WARN"} and "node NodeA" in set(table["check"])
+    missing = pod_lock_table(SimpleNamespace(comfy_models_dir=pod.models_dir, comfy_dir=None, comfy_python=None, pod_lock=None))
+    assert list(missing["status"]) == ["WARN"] and "pistachio pod lock --comfy-dir" in missing["fix"][0]
+    plain = tmp_path / "plain" / "models"
+    plain.mkdir(parents=True)
+    broken = pod_lock_table(SimpleNamespace(comfy_models_dir=plain, comfy_dir=None, comfy_python=pod.python, pod_lock=path))
+    assert list(broken["status"]) == ["FAIL"] and "not a git checkout" in broken["found"][0]

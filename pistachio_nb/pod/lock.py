@@ -55,6 +55,8 @@ def node_entry(folder: Path) -> dict[str, Any]:
 
 def packages(python: Path) -> dict[str, str]:
     """name -> version of every package in ComfyUI's environment (`pip list`)."""
+    if not python.is_file():
+        raise InputDataError(f"ComfyUI's python {python} does not exist", fix="pass the interpreter that runs ComfyUI (--python, or comfy_python in 00)")
     done = subprocess.run([str(python), "-m", "pip", "list", "--format=json", "--disable-pip-version-check"],
                           capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
     if done.returncode:

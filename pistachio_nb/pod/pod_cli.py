@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import DEFAULT_STATE
+
 DEFAULT_LOCK = "params/pod.lock.yaml"
-DEFAULT_STATE = Path.home() / ".cache" / "pistachio" / "pod"
 
 
 def _layout(args: argparse.Namespace):

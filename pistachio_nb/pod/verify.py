@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+from ..errors import PistachioError
+from ..paths import resolve
+
+if TYPE_CHECKING:
+    from .params import SetupParams
 
 COLUMNS = ["check", "status", "expected", "found", "fix"]
 
@@ -66,3 +73,25 @@ def compare(lock: dict[str, Any], live: dict[str, Any]) -> pd.DataFrame:
 
 def drifted(table: pd.DataFrame) -> bool:
     return bool((table["status"] == "FAIL").any())
+
+
+def pod_lock_table(p: SetupParams) -> pd.DataFrame:
+    """00_setup's view of `pistachio pod verify`: the pod against `p.pod_lock`, or one row saying how to make one."""
+    from . import DEFAULT_STATE
+    from .hashcache import HashCache
+    from .lock import PodLayout, read_lock, read_pod
+
+    models = resolve(p.comfy_models_dir)
+    comfy = resolve(p.comfy_dir) if p.comfy_dir else models.parent
+    lock_cmd = f"on a working pod: pistachio pod lock --comfy-dir {comfy} --lock params/pod.lock.yaml, commit it, set pod_lock"
+    lock = resolve(p.pod_lock) if p.pod_lock else None
+    if lock is None or not lock.is_file():
+        found = f"{lock} does not exist" if lock else "pod_lock is not set"
+        return pd.DataFrame([_row("pod lock", False, "a lock file", found, lock_cmd, warn=True)], columns=COLUMNS)
+    try:
+        python = resolve(p.comfy_python) if p.comfy_python else None
+        live = read_pod(PodLayout.of(comfy, python, models), HashCache(DEFAULT_STATE / "sha256-cache.json"))
+        return compare(read_lock(lock), live)
+    except PistachioError as err:
+        return pd.DataFrame([_row("pod lock", False, str(Path(lock).name), str(err).splitlines()[0], err.fix or lock_cmd)],
+                            columns=COLUMNS)
