@@ -83,3 +83,14 @@ def test_demo_copies_cluster_and_distinct_scenes_do_not(demo_source, tmp_path):
     }
     assert (m.loc[m["status"] == "duplicate", "kept"] == False).all()  # noqa: E712
     assert m.loc[m["status"] == "ok", "cluster"].is_unique
+
+
+def test_a_copy_joins_its_nearest_kept_image_not_the_first_look_alike():
+    original = 0
+    copy = original ^ 0b11  # 2 bits from its original
+    look_alike = copy ^ (0xFF << 8)  # 8 bits from the copy, 10 from the original: ranks first (biggest)
+    rows = [_row("look_alike.jpg", look_alike, width=400), _row("original.jpg", original, width=300), _row("copy.jpg", copy, width=150)]
+    mark_duplicates(rows, threshold=8)
+    by = {r["path"]: r for r in rows}
+    assert by["look_alike.jpg"]["kept"] and by["original.jpg"]["kept"]
+    assert by["copy.jpg"]["duplicate_of"] == "original.jpg"

@@ -1,7 +1,7 @@
 """Near-duplicate clusters from perceptual hashes: every pair within the threshold is found by a vectorised
 all-pairs Hamming comparison, union-find joins chains (A~B, B~C is one group), and each group is split by
-distance to its kept images: its best member is kept with every member within the threshold of it as its
-duplicates, then the best of the rest, and so on. A duplicate is always within the threshold of the image it
+distance to its kept images: its best member is kept, then the best member farther than the threshold from
+every kept image, and so on; each other member is a duplicate of its nearest kept image. A duplicate is always within the threshold of the image it
 is a duplicate of; a chain never drops a distinct shot silently. A group with several kept images is flagged
 for review, and stays on one side of the train/validation split.
 
@@ -57,16 +57,21 @@ def rank_key(r: dict) -> tuple:
 
 
 def split_group(members: Sequence[dict], threshold: int) -> list[list[dict]]:
-    """A chained group as clusters, each its kept image first: the best member takes everything within
-    `threshold` bits of it, then the best of the rest does, until none is left."""
-    rest, clusters = sorted(members, key=rank_key), []
-    while rest:
-        keeper = int(rest[0]["phash"], 16)
-        near = [r for r in rest if hamming(int(r["phash"], 16), keeper) <= threshold]
-        clusters.append(near)
-        taken = {id(r) for r in near}
-        rest = [r for r in rest if id(r) not in taken]
-    return clusters
+    """A chained group as clusters, each its kept image first. Kept: the best member, then the best of those
+    farther than `threshold` from every image kept so far, and so on; every other member joins its nearest
+    kept image (a copy goes with its own original, not with a look-alike that happened to rank first)."""
+    ranked, keepers, covered = sorted(members, key=rank_key), [], set()
+    for r in ranked:
+        if id(r) not in covered:
+            keepers.append(r)
+            h = int(r["phash"], 16)
+            covered |= {id(m) for m in ranked if hamming(int(m["phash"], 16), h) <= threshold}
+    clusters = {id(k): [k] for k in keepers}
+    for r in ranked:
+        if id(r) not in clusters:
+            h = int(r["phash"], 16)
+            clusters[id(min(keepers, key=lambda k: hamming(int(k["phash"], 16), h)))].append(r)
+    return list(clusters.values())
 
 
 def mark_duplicates(rows: list[dict], threshold: int) -> None:
