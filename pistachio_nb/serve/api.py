@@ -148,7 +148,7 @@ def create_app(service: Service) -> FastAPI:
         return job
 
     @app.post("/v1/generations", status_code=202)
-    def submit(body: GenerationRequest, request: Request, key: str = Depends(client_key),
+    async def submit(body: GenerationRequest, request: Request, key: str = Depends(client_key),
                idempotency_key: str | None = Header(None, max_length=200)) -> JSONResponse:
         sent = body.model_dump(exclude_none=True)
         try:
@@ -166,10 +166,11 @@ def create_app(service: Service) -> FastAPI:
         if service.store.count_since(key, day) >= service.settings.daily_quota:
             raise HTTPException(429, f"daily quota of {service.settings.daily_quota} reached (resets 00:00 UTC)")
         try:
-            stored, _ = service.store.submit(key, job, idempotency_key, sent)
+            stored, created = service.store.submit(key, job, idempotency_key, sent)
         except IdempotencyConflict:
             raise HTTPException(409, "this Idempotency-Key was used with a different request") from None
-        return JSONResponse(view(stored, request), 202, headers={"Location": f"/v1/generations/{stored.id}"})
+        headers = {"Location": f"/v1/generations/{stored.id}"} | ({} if created else {"Idempotent-Replayed": "true"})
+        return JSONResponse(view(stored, request), 202, headers=headers)
 
     @app.get("/v1/generations/{job_id}")
     async def status(job_id: str, request: Request, key: str = Depends(client_key)) -> JSONResponse:  # a quick read

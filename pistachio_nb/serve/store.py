@@ -77,17 +77,32 @@ class JobStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a 202 means the job is on disk
-        self._db.executescript(SCHEMA)
+        self._local = threading.local()  # one connection per thread: WAL readers never wait for the writer
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._conn().executescript(SCHEMA)
         self.path.chmod(0o600)  # prompts are the clients' data
 
+    def _conn(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)  # closed by close()
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a commit survives the API being killed (the OS holds the WAL); only a power cut
+            # can lose the last commits (sqlite.org/pragma.html#pragma_synchronous)
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+            with self._all_lock:
+                self._all.append(db)
+        return db
+
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        with self._all_lock:
+            for db in self._all:
+                db.close()
+            self._all.clear()
+        self._local = threading.local()
 
     def submit(self, key_id: str, request: dict[str, Any], idem_key: str | None = None,
                sent: dict[str, Any] | None = None) -> tuple[StoredJob, bool]:
@@ -97,36 +112,40 @@ class JobStore:
         which the idempotency check compares (a retried request gets the same job, not a second random seed).
         """
         sent = request if sent is None else sent
-        with self._lock:  # lookup and insert under one lock: two racing twins make one job
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")  # lookup and insert in one write transaction: two racing twins make one job
+        try:
             found = self._find(key_id, idem_key, sent) if idem_key is not None else None
-            if found is not None:
-                return found, False
-            job_id = secrets.token_hex(12)  # unguessable: an id alone never reveals another client's job
-            self._db.execute(
-                "INSERT INTO jobs (id, key_id, idem_key, request_hash, request, state, created) VALUES (?,?,?,?,?,?,?)",
-                (job_id, key_id, idem_key, request_hash(sent), json.dumps(request), "queued", time.time()))
-            return _job(self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()), True
+            created = found is None
+            if created:
+                job_id = secrets.token_hex(12)  # unguessable: an id alone never reveals another client's job
+                db.execute(
+                    "INSERT INTO jobs (id, key_id, idem_key, request_hash, request, state, created) VALUES (?,?,?,?,?,?,?)",
+                    (job_id, key_id, idem_key, request_hash(sent), json.dumps(request), "queued", time.time()))
+                found = _job(db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone())
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return found, created
 
     def by_idempotency(self, key_id: str, idem_key: str, sent: dict[str, Any]) -> StoredJob | None:
         """The job this key already made with this idempotency key (None if none); a different body is a conflict."""
-        with self._lock:
-            return self._find(key_id, idem_key, sent)
+        return self._find(key_id, idem_key, sent)
 
     def _find(self, key_id: str, idem_key: str, sent: dict[str, Any]) -> StoredJob | None:
-        row = self._db.execute("SELECT * FROM jobs WHERE key_id=? AND idem_key=?", (key_id, idem_key)).fetchone()
+        row = self._conn().execute("SELECT * FROM jobs WHERE key_id=? AND idem_key=?", (key_id, idem_key)).fetchone()
         if row is not None and row["request_hash"] != request_hash(sent):
             raise IdempotencyConflict(idem_key)
         return _job(row) if row else None
 
     def get(self, job_id: str) -> StoredJob | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        row = self._conn().execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
         return _job(row) if row else None
 
     def claim(self, limit: int) -> list[StoredJob]:
         """Take up to `limit` queued jobs, oldest first, for the dispatcher (queued -> claimed, atomically)."""
-        with self._lock:
-            rows = self._db.execute("UPDATE jobs SET state='claimed' WHERE id IN (SELECT id FROM jobs WHERE state='queued' "
+        rows = self._conn().execute("UPDATE jobs SET state='claimed' WHERE id IN (SELECT id FROM jobs WHERE state='queued' "
                                     "ORDER BY created LIMIT ?) RETURNING *", (limit,)).fetchall()
         return sorted((_job(r) for r in rows), key=lambda j: j.created)
 
@@ -143,30 +162,25 @@ class JobStore:
         if not values:
             return
         sets = ", ".join(f"{k}=?" for k in values)
-        with self._lock:
-            self._db.execute(f"UPDATE jobs SET {sets} WHERE id=?", (*values.values(), job_id))
+        self._conn().execute(f"UPDATE jobs SET {sets} WHERE id=?", (*values.values(), job_id))
 
     def recover(self) -> int:
         """At start: jobs a stopped API had claimed but not handed to ComfyUI go back to the queue; returns how many.
 
         Jobs already submitted keep their server and prompt id: the dispatcher picks those prompts up where they run.
         """
-        with self._lock:
-            return self._db.execute("UPDATE jobs SET state='queued' WHERE state IN ('claimed', 'pending', 'retrying')").rowcount
+        return self._conn().execute("UPDATE jobs SET state='queued' WHERE state IN ('claimed', 'pending', 'retrying')").rowcount
 
     def unfinished_submitted(self) -> list[StoredJob]:
         """Jobs a stopped API had handed to a server (resumed by prompt id rather than run again)."""
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM jobs WHERE state IN ('submitted', 'running') ORDER BY created").fetchall()
+        rows = self._conn().execute("SELECT * FROM jobs WHERE state IN ('submitted', 'running') ORDER BY created").fetchall()
         return [_job(r) for r in rows]
 
     def count_since(self, key_id: str, since: float) -> int:
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM jobs WHERE key_id=? AND created>=?", (key_id, since)).fetchone()[0]
+        return self._conn().execute("SELECT COUNT(*) FROM jobs WHERE key_id=? AND created>=?", (key_id, since)).fetchone()[0]
 
     def counts(self) -> dict[str, int]:
-        with self._lock:
-            rows = self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        rows = self._conn().execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
         return {r[0]: r[1] for r in rows}
 
 

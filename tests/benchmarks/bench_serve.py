@@ -4,7 +4,8 @@ The API runs as its own process (the real CLI), the ComfyUI imitation in another
 clients are threads here. Reports submit latency p50/p99, jobs/s end to end, and lost/duplicated jobs
 (read back from the job store). Bounded: CLIENTS x JOBS_EACH jobs, at most LIMIT_S seconds.
 Targets (2-core machine): p99 submit < 50 ms at 50 clients; 0 lost, 0 duplicated.
-Run: `.venv/bin/python tests/benchmarks/bench_serve.py [--clients 50] [--jobs-each 4]`.
+Run: `.venv/bin/python tests/benchmarks/bench_serve.py [--clients 50] [--jobs-each 4] [--ramp 0]` (`--ramp 2`: the
+clients start over 2 s instead of all in the same instant).
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ LIMIT_S = 300
 POLL_S = 0.25  # a chatbot backend polling four times a second per waiting user
 
 
-def client(url: str, jobs: int, latencies: list[float], ids: list[str], errors: list[str]) -> None:
-    """Submit `jobs` jobs one after another, polling each until done (a chatbot user waiting for a picture)."""
+def client(url: str, jobs: int, latencies: list[float], ids: list[str], errors: list[str], delay: float = 0.0) -> None:
+    """After `delay` s, submit `jobs` jobs one after another, polling each until done (a user waiting for a picture)."""
+    time.sleep(delay)
     with requests.Session() as s:
         s.headers["Authorization"] = f"Bearer {KEY_A}"
         for _ in range(jobs):
@@ -55,6 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--jobs-each", type=int, default=4)
+    parser.add_argument("--ramp", type=float, default=0.0, help="spread the clients' starts over this many seconds (0: all at once)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, server_process(0.0) as (comfy_url, _), \
             open(Path(tmp) / "api.log", "wb") as log:
@@ -68,7 +71,8 @@ def main() -> None:
         errors: list[str] = []
         load0 = os.getloadavg()[0]
         t0 = time.perf_counter()
-        threads = [threading.Thread(target=client, args=(url, args.jobs_each, latencies, ids, errors)) for _ in range(args.clients)]
+        threads = [threading.Thread(target=client, args=(url, args.jobs_each, latencies, ids, errors, args.ramp * i / args.clients))
+                   for i in range(args.clients)]
         for t in threads:
             t.start()
         for t in threads:
@@ -84,7 +88,7 @@ def main() -> None:
     done = sum(state == "done" for state in rows.values())
     lat = sorted(latencies)
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-    print(f"{args.clients} clients x {args.jobs_each} jobs, load average {load0:.2f} -> {load1:.2f}")
+    print(f"{args.clients} clients x {args.jobs_each} jobs, starts spread over {args.ramp:g} s, load average {load0:.2f} -> {load1:.2f}")
     print(f"submit latency: p50 {statistics.median(lat) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms "
           f"(target p99 < 50 ms)")
     print(f"throughput: {done / seconds:.1f} jobs/s end to end ({done} done in {seconds:.1f} s)")
