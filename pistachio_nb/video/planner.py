@@ -152,5 +152,5 @@ def swap_plan(plan: VideoPlan, server: str = "http://127.0.0.1:8188") -> list[st
     return [
         f'POST {server}/free {{"unload_models": true, "free_memory": true}}  # drop SDXL + InstantID + IP-Adapter',
         f"queue the Wan workflow on {server}/prompt (ComfyUI loads the {plan.model} weights on demand)",
-        f'after the video jobs: POST {server}/free {{"unload_models": true, "free_memory": true}}, then resume image jobs',
+        f'after the video jobs: POST {server}/free {{"unload_models": true, "free_memory": true}}; image jobs resume',
     ]
