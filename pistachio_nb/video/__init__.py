@@ -1,4 +1,4 @@
-"""Video stage (Wan2.2 image-to-video): VRAM planning for the pod beside the SDXL stack."""
+"""Video stage (Wan2.2 image-to-video): VRAM planning beside the SDXL stack, a tiny model, a local backend."""
 
 from ..lazy import lazy_exports
 
@@ -8,6 +8,10 @@ _EXPORTS = {  # public name -> the module that defines it
     "plan_video": ".planner",
     "plan_table": ".planner",
     "swap_plan": ".planner",
+    "build_wan_i2v": ".tiny",
+    "VideoRequest": ".local",
+    "load_pipeline": ".local",
+    "make_video": ".local",
 }
 __all__ = list(_EXPORTS)
 
