@@ -108,9 +108,9 @@ def test_vram_lora_count_matches_the_adapters_peft_creates():
     from pistachio_nb.training.vram import meta_counts
 
     targets = ["to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2"]
-    counts = meta_counts(resolve_model("tiny:sdxl"), 4, targets, TEXT_ENCODER_TARGETS)
+    counts = meta_counts(resolve_model("tiny:sdxl"), 4, targets, TEXT_ENCODER_TARGETS, "locon")
     pipe = load_sdxl_pipeline("tiny:sdxl", device="cpu")
-    trained = add_adapters(pipe, 4, 2.0, targets, text_encoders=True)
+    trained = add_adapters(pipe, 4, 2.0, targets, True, "locon")
     assert counts["lora_unet"] == sum(p.numel() for p in trainable_parameters(trained[:1]))
     assert counts["lora_text_encoders"] == sum(p.numel() for p in trainable_parameters(trained[1:]))
     assert counts["unet"] == sum(p.numel() for p in pipe.unet.parameters()) - counts["lora_unet"]

@@ -14,10 +14,15 @@ from .params import TrainingParams
 
 # Settings that define the run being resumed; changing them mid-run would make the state meaningless.
 RUN_DEFINING = (
-    "base_model", "resolution", "rank", "alpha", "target_modules", "train_text_encoder", "unet_lr",
+    "base_model", "resolution", "network_type", "rank", "alpha", "target_modules", "train_text_encoder", "unet_lr",
     "text_encoder_lr", "lr_scheduler", "lr_warmup_steps", "batch_size", "gradient_accumulation", "optimizer",
-    "min_snr_gamma", "noise_offset", "seed", "caption_shuffle", "prior_preservation", "prior_loss_weight",
+    "prodigy_d_coef", "prodigy_safeguard_warmup", "keep_tokens", "tag_dropout", "caption_dropout",
+    "min_snr_gamma", "debiased_estimation", "loss_type", "huber_schedule", "huber_c", "min_timestep", "max_timestep",
+    "noise_offset", "seed", "caption_shuffle", "prior_preservation", "prior_loss_weight",
 )  # fmt: skip
+
+
+OPTIMIZER_PACKAGES = {"adamw8bit": "bitsandbytes", "prodigy": "prodigyopt", "schedulefree_adamw": "schedulefree"}
 
 
 def check_device(p: TrainingParams, device: str) -> None:
@@ -28,12 +33,10 @@ def check_device(p: TrainingParams, device: str) -> None:
             f"mixed_precision 'fp16' on {device}: half-precision training needs a CUDA GPU",
             fix="set mixed_precision: 'no' (or 'bf16') on this machine",
         )
-    if p.optimizer == "adamw8bit" and not cuda:
-        raise ParamsError(f"optimizer 'adamw8bit' on {device}: bitsandbytes 8-bit Adam runs on CUDA only",
-                          fix="set optimizer: 'adamw' on this machine")  # fmt: skip
-    if p.optimizer == "adamw8bit" and importlib.util.find_spec("bitsandbytes") is None:
-        raise ParamsError("optimizer 'adamw8bit' needs the bitsandbytes package, which is not installed",
-                          fix="add bitsandbytes==<version> to requirements-pinned.txt and run make setup, or use 'adamw'")  # fmt: skip
+    package = OPTIMIZER_PACKAGES.get(p.optimizer)
+    if package and importlib.util.find_spec(package) is None:
+        raise ParamsError(f"optimizer {p.optimizer!r} needs the {package} package, which is not installed",
+                          fix=f"add {package}==<version> to requirements-pinned.txt and run make setup, or use 'adamw'")  # fmt: skip
 
 
 def check_resume(p: TrainingParams, saved: dict, state: str, dataset_fingerprint: str) -> None:

@@ -25,10 +25,11 @@ from ..paths import resolve
 from .captions import CaptionPolicy
 from .checkpoint import Progress, RngState, load_state, prune_states, remove_stale_temps, save_state, saved_info
 from .data import DatasetInfo, Example, epoch_batches, fingerprint, tag_frequency
-from .export import adapter_configs, lora_state_dicts, save_diffusers, save_kohya
+from .export import DIFFUSERS_LOADS, adapter_configs, base_weights, lora_state_dicts, network_info, save_diffusers, save_kohya
 from .features import Featurizer
 from .logs import TrainLog
-from .loss import training_loss, validation_loss
+from .loss import LossOptions, training_loss, validation_loss
+from .optim import eval_weights, make_optimizer
 from .params import TrainingParams
 from .prior import class_batch, class_examples
 from .sampling import fill_prompt, sample_images
@@ -52,6 +53,7 @@ class Run:
     lr_scheduler: object
     rng: RngState
     featurizer: Featurizer
+    loss: LossOptions
     data: DatasetInfo
     classes: list[Example]
     out: Path
@@ -76,15 +78,11 @@ def total_steps(data: DatasetInfo, p: TrainingParams) -> int:
 
 
 def _optimizer(p: TrainingParams, trained: list) -> torch.optim.Optimizer:
-    """AdamW (or bitsandbytes 8-bit AdamW) over the adapters, one param group per learning rate."""
+    """The chosen optimizer over the adapters, one param group per learning rate."""
     groups = [{"params": trainable_parameters(trained[:1]), "lr": p.unet_lr}]
     if p.train_text_encoder:
         groups.append({"params": trainable_parameters(trained[1:]), "lr": p.text_encoder_lr})
-    if p.optimizer == "adamw8bit":
-        import bitsandbytes as bnb
-
-        return bnb.optim.AdamW8bit(groups)
-    return torch.optim.AdamW(groups)
+    return make_optimizer(p, groups)
 
 
 def setup_run(p: TrainingParams, data: DatasetInfo, out: Path) -> Run:
@@ -100,7 +98,7 @@ def setup_run(p: TrainingParams, data: DatasetInfo, out: Path) -> Run:
         classes = class_examples(pipe, data.train, out / "class_images", source, p.class_prompt,
                                  p.num_class_images, p.seed, p.sample_steps)  # fmt: skip
     torch.manual_seed(p.seed)  # adapter init
-    trained = add_adapters(pipe, p.rank, p.alpha, p.target_modules, p.train_text_encoder)
+    trained = add_adapters(pipe, p.rank, p.alpha, p.target_modules, p.train_text_encoder, p.network_type)
     if p.gradient_checkpointing:
         pipe.unet.enable_gradient_checkpointing()
         for encoder in trained[1:]:
@@ -115,22 +113,24 @@ def setup_run(p: TrainingParams, data: DatasetInfo, out: Path) -> Run:
     lr_scheduler = get_scheduler(p.lr_scheduler, optimizer, num_warmup_steps=p.lr_warmup_steps, num_training_steps=steps)
     rng = RngState(torch.Generator().manual_seed(p.seed), random.Random(p.seed))
     featurizer = Featurizer(pipe, out / "cache", model_identity(p.base_model), p.cache_latents, p.cache_text_embeddings,
-                            CaptionPolicy(shuffle=p.caption_shuffle), p.train_text_encoder, rng.python,
+                            CaptionPolicy(p.caption_shuffle, p.keep_tokens, p.tag_dropout, p.caption_dropout),
+                            p.train_text_encoder, rng.python,
                             tuple(models[1:]) or None)  # fmt: skip
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    return Run(p, accelerator, pipe, noise_scheduler, trained, models, optimizer, lr_scheduler, rng, featurizer, data,
-               classes, out, steps, started)  # fmt: skip
+    loss = LossOptions(p.noise_offset, p.min_snr_gamma, p.debiased_estimation, p.loss_type, p.huber_schedule, p.huber_c,
+                       p.min_timestep, p.max_timestep)  # fmt: skip
+    return Run(p, accelerator, pipe, noise_scheduler, trained, models, optimizer, lr_scheduler, rng, featurizer, loss,
+               data, classes, out, steps, started)  # fmt: skip
 
 
 def _micro_loss(run: Run, examples: list[Example], step: int) -> torch.Tensor:
     p, device = run.p, run.accelerator.device
     with run.accelerator.autocast():
         batch = run.featurizer.batch(examples, device)
-        loss = training_loss(run.models[0], run.noise_scheduler, batch, run.rng.noise, p.noise_offset, p.min_snr_gamma)
+        loss = training_loss(run.models[0], run.noise_scheduler, batch, run.rng.noise, run.loss)
         if run.classes:
             prior = run.featurizer.batch(class_batch(run.classes, examples[0].size, len(examples), step), device)
-            loss = loss + p.prior_loss_weight * training_loss(
-                run.models[0], run.noise_scheduler, prior, run.rng.noise, p.noise_offset, p.min_snr_gamma)
+            loss = loss + p.prior_loss_weight * training_loss(run.models[0], run.noise_scheduler, prior, run.rng.noise, run.loss)
     return loss
 
 
@@ -153,7 +153,7 @@ def _validate(run: Run) -> float | None:
     """Mean holdout loss at fixed timesteps and noise (None without validation images)."""
     if not run.data.validation:
         return None
-    with run.accelerator.autocast():
+    with run.accelerator.autocast(), eval_weights(run.optimizer):
         batches = [run.featurizer.batch([ex], run.accelerator.device, vary=False) for ex in run.data.validation]
         losses = [validation_loss(run.pipe.unet, run.noise_scheduler, b, seed=run.p.seed + i) for i, b in enumerate(batches)]
     return sum(losses) / len(losses)
@@ -162,7 +162,7 @@ def _validate(run: Run) -> float | None:
 def _ss_info(run: Run, progress: Progress) -> dict:
     p = run.p
     return {
-        "base_model_version": "sdxl_base_v1-0", "network_module": "networks.lora", "network_dim": p.rank,
+        "base_model_version": "sdxl_base_v1-0", **network_info(p.network_type), "network_dim": p.rank,
         "network_alpha": p.alpha, "sd_model_name": p.base_model, "output_name": p.output_name,
         "steps": progress.step, "max_train_steps": run.total_steps, "epoch": progress.epoch,
         "training_started_at": run.started_at, "resolution": f"({p.resolution},{p.resolution})",
@@ -171,6 +171,10 @@ def _ss_info(run: Run, progress: Progress) -> dict:
         "lr_warmup_steps": p.lr_warmup_steps, "optimizer": p.optimizer, "mixed_precision": p.mixed_precision,
         "seed": p.seed, "noise_offset": p.noise_offset, "min_snr_gamma": p.min_snr_gamma,
         "batch_size_per_device": p.batch_size, "gradient_accumulation_steps": p.gradient_accumulation,
+        "loss_type": p.loss_type, "huber_schedule": p.huber_schedule, "huber_c": p.huber_c,
+        "debiased_estimation": p.debiased_estimation, "min_timestep": p.min_timestep, "max_timestep": p.max_timestep,
+        "shuffle_caption": p.caption_shuffle, "keep_tokens": p.keep_tokens, "caption_dropout_rate": p.caption_dropout,
+        "caption_tag_dropout_rate": p.tag_dropout,
         "trigger": run.data.trigger, "training_comment": f"trigger word: {run.data.trigger}",
         "tag_frequency": tag_frequency(run.data.train),
     }  # fmt: skip
@@ -183,7 +187,8 @@ def _checkpoint(run: Run, progress: Progress, val_loss: float | None, train_loss
     info = {"train_loss": train_loss, "val_loss": val_loss, "started_at": run.started_at}
     save_state(run.out / "state", run.pipe, run.optimizer, run.lr_scheduler, run.rng, progress, saved, info)
     prune_states(run.out / "state", p.keep_checkpoints)
-    return _export(run, progress, val_loss, train_loss, run.started_at)
+    with eval_weights(run.optimizer):
+        return _export(run, progress, val_loss, train_loss, run.started_at)
 
 
 def _export(run: Run, progress: Progress, val_loss: float | None, train_loss: float, started_at: str) -> dict:
@@ -196,14 +201,18 @@ def _export(run: Run, progress: Progress, val_loss: float | None, train_loss: fl
     rng = run.rng.dump()
     states, dtype = lora_state_dicts(run.pipe), WEIGHT_DTYPE[p.mixed_precision]
     info = {**_ss_info(run, progress), "training_started_at": started_at}
-    kohya = save_kohya(out / f"{p.output_name}-{name}.safetensors", states, p.alpha, dtype, info)
+    kohya = save_kohya(out / f"{p.output_name}-{name}.safetensors", states, p.rank, p.alpha, dtype, info,
+                       base_weights(run.pipe, states))  # fmt: skip
     write_sidecar(kohya, p, step=progress.step)
-    diffusers_dir = save_diffusers(out / "diffusers" / name, states, adapter_configs(run.pipe), dtype)
+    diffusers_dir = None
+    if p.network_type in DIFFUSERS_LOADS:
+        diffusers_dir = save_diffusers(out / "diffusers" / name, states, adapter_configs(run.pipe), dtype)
     prompts = [fill_prompt(x, run.data.trigger) for x in p.sample_prompts]
     samples = sample_images(run.pipe, prompts, p.sample_seeds, p.resolution, p.sample_steps, p.sample_guidance,
                             out / "samples" / name)  # fmt: skip
     run.rng.load(rng)
-    return {"step": progress.step, "epoch": progress.epoch, "kohya": str(kohya), "diffusers": str(diffusers_dir),
+    return {"step": progress.step, "epoch": progress.epoch, "kohya": str(kohya),
+            "diffusers": str(diffusers_dir) if diffusers_dir else None,
             "train_loss": train_loss, "val_loss": val_loss, "samples": samples}  # fmt: skip
 
 
@@ -241,8 +250,9 @@ def resume_or_start(run: Run, state: Path | None) -> Progress:
     write_jsonl(run.out / MANIFEST, rows)
     if state is not None and progress.step > 0 and not any(r["step"] == progress.step for r in rows):
         info = saved_info(state)
-        row = _export(run, progress, info.get("val_loss"), info.get("train_loss"),
-                      info.get("started_at", run.started_at))  # fmt: skip
+        with eval_weights(run.optimizer):
+            row = _export(run, progress, info.get("val_loss"), info.get("train_loss"),
+                          info.get("started_at", run.started_at))  # fmt: skip
         append_jsonl(run.out / MANIFEST, row)
     return progress
 

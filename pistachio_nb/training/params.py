@@ -19,6 +19,7 @@ class TrainingParams(NotebookParams):
 
     base_model: str = Field(min_length=1, description="SDXL base: hub id, local folder or tiny:sdxl")
     resolution: int = Field(ge=64, le=2048, multiple_of=8, description="training side in px (bucket area ~ resolution^2); the pod uses 1024")
+    network_type: Literal["lora", "locon", "loha", "lokr", "dora"] = Field(description="lora | locon (+ convs) | loha | lokr | dora")
     rank: int = Field(ge=1, le=256, description="LoRA rank (dim): capacity of the update")
     alpha: float = Field(gt=0, description="LoRA alpha; the update is scaled by alpha/rank")
     target_modules: list[str] = Field(min_length=1, description="UNet linear layers that get LoRA adapters")
@@ -35,10 +36,23 @@ class TrainingParams(NotebookParams):
     gradient_checkpointing: bool = Field(description="recompute UNet activations: less VRAM, ~30% slower")
     cache_latents: bool = Field(description="encode each image with the VAE once, keep latents on disk")
     cache_text_embeddings: bool = Field(description="encode each caption once (frozen text encoders only)")
-    caption_shuffle: bool = Field(description="shuffle comma-separated tags after the first, each step")
-    optimizer: Literal["adamw", "adamw8bit"] = Field(description="adamw | adamw8bit (8-bit AdamW: CUDA + bitsandbytes)")
+    caption_shuffle: bool = Field(description="shuffle comma-separated tags after the first keep_tokens, each step")
+    keep_tokens: int = Field(ge=0, le=16, description="leading tags that never move or drop (the trigger first)")
+    tag_dropout: float = Field(ge=0, lt=1, description="chance each tag after keep_tokens is left out, each step")
+    caption_dropout: float = Field(ge=0, lt=1, description="chance a whole caption is emptied, each step")
+    optimizer: Literal["adamw", "adamw8bit", "prodigy", "schedulefree_adamw", "adafactor"] = Field(
+        description="adamw | adamw8bit | prodigy (lr ~1) | schedulefree_adamw (no LR schedule) | adafactor")
+    prodigy_d_coef: float = Field(gt=0, le=10, description="prodigy: multiplier of its estimated step size (1: as estimated)")
+    prodigy_safeguard_warmup: bool = Field(description="prodigy: keep the step-size estimate stable during LR warmup")
+    prodigy_any_lr: bool = Field(description="prodigy: accept learning rates far from 1 (it expects ~1)")
     max_grad_norm: float = Field(ge=0, description="gradient clipping norm; 0 turns it off")
     min_snr_gamma: float = Field(ge=0, description="min-SNR loss weighting gamma; 0 turns it off, 5 is typical")
+    debiased_estimation: bool = Field(description="weight the loss by 1/sqrt(SNR) (Yu et al. 2024); not with min_snr_gamma")
+    loss_type: Literal["l2", "huber", "smooth_l1"] = Field(description="l2 | huber | smooth_l1 (pseudo-Huber: robust to odd images)")
+    huber_schedule: Literal["constant", "exponential", "snr"] = Field(description="huber/smooth_l1 threshold over timesteps: constant | exponential | snr")
+    huber_c: float = Field(gt=0, le=1, description="huber/smooth_l1 threshold (the schedule's floor); kohya uses 0.1")
+    min_timestep: int = Field(ge=0, le=999, description="lowest training timestep drawn (0: all)")
+    max_timestep: int = Field(ge=1, le=1000, description="training timesteps are drawn below this (1000: all)")
     noise_offset: float = Field(ge=0, le=1, description="offset noise strength; 0 turns it off, ~0.03 helps very dark or bright images")
     seed: int = Field(ge=0, le=2**32 - 1, description="seed for init, data order, noise and timesteps")
     checkpoint_every: int = Field(ge=1, description="save a checkpoint every N optimizer steps")
@@ -64,6 +78,10 @@ class TrainingParams(NotebookParams):
         return self
 
 
+def _trained_lrs(p: TrainingParams) -> list[float]:
+    return [p.unet_lr, p.text_encoder_lr] if p.train_text_encoder else [p.unet_lr]
+
+
 def _training_contradictions(p: TrainingParams) -> list[tuple[bool, str]]:
     """(violated?, explanation) for every pair of settings that cannot both hold."""
     return [
@@ -73,8 +91,22 @@ def _training_contradictions(p: TrainingParams) -> list[tuple[bool, str]]:
          "cache_text_embeddings with train_text_encoder: cached embeddings would go stale as the encoders learn"),
         (p.cache_text_embeddings and p.caption_shuffle,
          "cache_text_embeddings with caption_shuffle: a cached embedding freezes one tag order"),
+        (p.cache_text_embeddings and (p.tag_dropout > 0 or p.caption_dropout > 0),
+         "cache_text_embeddings with tag_dropout/caption_dropout: a cached embedding freezes one caption"),
+        ((p.caption_shuffle or p.tag_dropout > 0) and p.keep_tokens == 0,
+         "keep_tokens 0 with caption_shuffle/tag_dropout would move or drop the trigger word (set keep_tokens >= 1)"),
+        (p.optimizer == "prodigy" and not p.prodigy_any_lr and not all(0.5 <= lr <= 1.0 for lr in _trained_lrs(p)),
+         "optimizer 'prodigy' expects learning rates ~1 (it estimates the step size; kohya and its authors use 1.0): "
+         "set unet_lr (and text_encoder_lr) to 1.0, or prodigy_any_lr: true if you mean it"),
+        (p.min_timestep >= p.max_timestep, "min_timestep must be below max_timestep"),
+        (p.debiased_estimation and p.min_snr_gamma > 0,
+         "debiased_estimation with min_snr_gamma > 0: both reweight the loss by SNR, pick one"),
+        (p.loss_type == "l2" and p.huber_schedule != "snr",
+         "huber_schedule set with loss_type 'l2': the schedule shapes huber/smooth_l1 only (leave it 'snr')"),
+        (p.optimizer == "schedulefree_adamw" and p.lr_scheduler != "constant",
+         "optimizer 'schedulefree_adamw' replaces the LR schedule: set lr_scheduler 'constant' (lr_warmup_steps is its warmup)"),
         (p.train_text_encoder and p.text_encoder_lr == 0, "train_text_encoder needs text_encoder_lr > 0"),
-        (p.lr_scheduler == "constant" and p.lr_warmup_steps > 0,
+        (p.lr_scheduler == "constant" and p.lr_warmup_steps > 0 and p.optimizer != "schedulefree_adamw",
          "lr_warmup_steps > 0 with lr_scheduler 'constant' (use 'constant_with_warmup')"),
         (0 < p.max_steps <= p.lr_warmup_steps, "lr_warmup_steps must be below max_steps"),
         (bool(p.sample_prompts) and not p.sample_seeds, "sample_prompts given but sample_seeds is empty"),

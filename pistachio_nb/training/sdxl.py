@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 from diffusers import DDPMScheduler
-from peft import LoraConfig
+from peft import LoHaConfig, LoKrConfig, LoraConfig, PeftConfig
 
 from ..models import load_sdxl_pipeline
 
@@ -24,18 +24,30 @@ def load_for_training(base_model: str, device: str, weight_dtype: torch.dtype):
     return pipe, noise_scheduler
 
 
-def lora_config(rank: int, alpha: float, targets: list[str]) -> LoraConfig:
-    """Gaussian-initialised down, zero up: the adapter starts as an exact no-op."""
-    return LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=list(targets))
+def adapter_config(network_type: str, rank: int, alpha: float, targets: list[str]) -> PeftConfig:
+    """PEFT's config for a network type; each starts as an exact no-op (LoRA: Gaussian down, zero up).
+
+    lora and locon are the same LoRA (kohya calls LoRA on convolutions too "LoCon"; which layers it
+    adapts is checked against the type in training.vram); dora is LoRA with weight decomposition
+    (Liu et al. 2024), loha the Hadamard product of two low-rank pairs (Hyeon-Woo et al. 2022, FedPara)
+    and lokr a Kronecker product (LyCORIS, Yeh et al. 2024), as PEFT implements them."""
+    targets = list(targets)
+    if network_type == "loha":
+        return LoHaConfig(r=rank, alpha=alpha, target_modules=targets)
+    if network_type == "lokr":
+        return LoKrConfig(r=rank, alpha=alpha, target_modules=targets)
+    return LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=targets,
+                      use_dora=network_type == "dora")  # fmt: skip
 
 
-def add_adapters(pipe, rank: int, alpha: float, unet_targets: list[str], text_encoders: bool) -> list[torch.nn.Module]:
-    """Add LoRA adapters (fp32 trainable weights) and return the modules that now train."""
-    pipe.unet.add_adapter(lora_config(rank, alpha, unet_targets))
+def add_adapters(pipe, rank: int, alpha: float, unet_targets: list[str], text_encoders: bool,
+                 network_type: str) -> list[torch.nn.Module]:  # fmt: skip
+    """Add adapters of `network_type` (fp32 trainable weights) and return the modules that now train."""
+    pipe.unet.add_adapter(adapter_config(network_type, rank, alpha, unet_targets))
     trained = [pipe.unet]
     if text_encoders:
         for encoder in (pipe.text_encoder, pipe.text_encoder_2):
-            encoder.add_adapter(lora_config(rank, alpha, TEXT_ENCODER_TARGETS))
+            encoder.add_adapter(adapter_config(network_type, rank, alpha, TEXT_ENCODER_TARGETS))
             trained.append(encoder)
     for module in trained:
         for param in module.parameters():

@@ -64,7 +64,7 @@ def dataset_summary(p: TrainingParams) -> pd.DataFrame:
 
 def vram_plan(p: TrainingParams) -> VramPlan:
     """The VRAM estimate for this config, from the model configs only (no weights loaded)."""
-    counts = meta_counts(resolve_model(p.base_model), p.rank, p.target_modules, TEXT_ENCODER_TARGETS)
+    counts = meta_counts(resolve_model(p.base_model), p.rank, p.target_modules, TEXT_ENCODER_TARGETS, p.network_type)
     return plan_vram(
         counts, resolution=p.resolution, batch_size=p.batch_size, mixed_precision=p.mixed_precision,
         gradient_checkpointing=p.gradient_checkpointing, cache_latents=p.cache_latents,

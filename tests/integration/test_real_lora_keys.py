@@ -1,4 +1,5 @@
-"""Every key of the kohya LoRA files 03_training writes is one ComfyUI maps onto SDXL ("lora key not loaded": none).
+"""Every key of the kohya LoRA files 03_training writes is one ComfyUI maps onto SDXL ("lora key not loaded": none),
+for every network type (LoRA, LoCon, DoRA with its dora_scale, LoHa, LoKr).
 
 The real-size SDXL base UNet and both text encoders are built on the meta device; adapters are added
 with the training code (`add_adapters`) for each target-module set the profiles use, with and without
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import types
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -61,23 +63,40 @@ def unet_shapes(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("profile,text_encoders", [("pod", False), ("pod", True), ("demo", False)])
-def test_comfyui_maps_every_exported_key(profile, text_encoders, unet_shapes, comfy_install, tmp_path):
+def zero_base(pipe, states) -> dict[str, dict[str, torch.Tensor]]:
+    """`base_weights` for meta modules: zeros of each DoRA layer's frozen weight shape (only the keys matter here)."""
+    return {name: {k[: -len(".lora_magnitude_vector")]: torch.zeros(getattr(pipe, name).get_submodule(
+                k[: -len(".lora_magnitude_vector")]).get_base_layer().weight.shape) for k in state if k.endswith("magnitude_vector")}
+            for name, state in states.items()}  # fmt: skip
+
+
+KEYS_PER_MODULE = {"lora": {3}, "locon": {3}, "dora": {4}, "loha": {5}, "lokr": {3, 4, 5}}  # with .alpha
+
+
+@pytest.mark.parametrize("profile,text_encoders,network_type", [
+    ("pod", False, "lora"), ("pod", True, "lora"), ("demo", False, "locon"), ("pod", True, "dora"),
+    ("demo", False, "dora"), ("demo", True, "loha"), ("demo", True, "lokr")])  # fmt: skip
+def test_comfyui_maps_every_exported_key(profile, text_encoders, network_type, unet_shapes, comfy_install, tmp_path):
     targets, rank = profile_targets(profile)
     pipe = meta_sdxl()
-    add_adapters(pipe, rank, float(rank), targets, text_encoders)
+    add_adapters(pipe, rank, float(rank), targets, text_encoders, network_type)
     states = zero_states(pipe)
-    lora = save_kohya(tmp_path / "lora.safetensors", states, float(rank), torch.float16, {"network_dim": rank})
+    lora = save_kohya(tmp_path / "lora.safetensors", states, rank, float(rank), torch.float16, {"network_dim": rank},
+                      zero_base(pipe, states))  # fmt: skip
     run = subprocess.run([str(comfy_install), str(SCRIPT), str(real_comfyui.comfy_source()), str(unet_shapes), str(lora)],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     answer = json.loads(run.stdout.strip().splitlines()[-1])
-    modules = {k.rsplit(".lora_", 1)[0].removesuffix(".alpha") for k in states_keys(lora)}
-    print(f"\n{profile} text_encoders={text_encoders}: {answer['keys'] - len(answer['not_loaded'])}/{answer['keys']} "
-          f"keys mapped, {answer['patched_modules']} modules patched on {answer['model']}")
+    keys = states_keys(lora)
+    modules = Counter(k.split(".", 1)[0] for k in keys)  # kohya module names have no dots
+    print(f"\n{profile} {network_type} text_encoders={text_encoders}: {answer['keys'] - len(answer['not_loaded'])}/"
+          f"{answer['keys']} keys mapped, {answer['patched_modules']} modules patched on {answer['model']}")
     assert answer["model"] == "SDXL" and answer["not_loaded"] == [], answer["not_loaded"][:20]
-    assert answer["patched_modules"] == len(modules) and answer["keys"] == 3 * len(modules)
+    assert answer["patched_modules"] == len(modules) and answer["keys"] == len(keys)
+    assert set(modules.values()) <= KEYS_PER_MODULE[network_type]
     assert any(m.startswith("lora_te") for m in modules) == text_encoders
+    if network_type == "dora":
+        assert sum(k.endswith(".dora_scale") for k in keys) == len(modules)
 
 
 def states_keys(path: Path) -> list[str]:
