@@ -71,7 +71,7 @@ def test_diffusers_converter_quirks_we_avoid(trained):
     theirs = convert_state_dict_to_kohya(states["unet"])
     assert not any(k.startswith("lora_unet_") for k in theirs)
     assert {v.item() for k, v in theirs.items() if k.endswith(".alpha")} == {4}
-    ours = to_kohya(states, alpha=2.0, dtype=torch.float32)
+    ours = to_kohya(states, rank=4, alpha=2.0, dtype=torch.float32)
     assert all(k.startswith(("lora_unet_", "lora_te1_", "lora_te2_")) for k in ours)
 
 
