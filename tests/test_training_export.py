@@ -98,7 +98,7 @@ def test_export_crash_leaves_no_partial_files(tmp_path, monkeypatch, trained):
 
     monkeypatch.setattr(export, "save_file", crash)
     with pytest.raises(OSError):
-        export.save_kohya(tmp_path / "x.safetensors", states, 2.0, torch.float32, {})
+        export.save_kohya(tmp_path / "x.safetensors", states, 4, 2.0, torch.float32, {})
     monkeypatch.setattr(export.StableDiffusionXLPipeline, "save_lora_weights", lambda folder, **kw: crash({}, folder / "w"))
     with pytest.raises(OSError):
         export.save_diffusers(tmp_path / "diffusers" / "step", states, export.adapter_configs(trained.pipe), torch.float32)
