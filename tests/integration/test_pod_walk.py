@@ -7,9 +7,12 @@ local hub serving the tiny models as hub repos (HF_HOME on the "volume", as the 
 ComfyUI imitation rooted at `<root>/ComfyUI`. The user's data is made where the README says to put it.
 Then the README's command: `pistachio run all --params ... --gate health --log ...` under `env -i`.
 
-Not walked here (covered elsewhere, or not yet): the real ComfyUI as the pod's ComfyUI (publishing and
-verifying the LoRA there, a batch through a user-style workflow with bindings: tests/integration/test_real_*),
-and the `/workspace` volume-mount row of the health check (tests/test_health_observes.py).
+06 runs its batch through a user-style workflow pulled into the data folder with its bindings beside it
+(CLIPTextEncodeSDXL, KSamplerAdvanced, a character and a detail LoRA: tests/data/sdxl_two_loras.*).
+
+Not walked here: the real ComfyUI as the pod's ComfyUI (no SDXL checkpoint it can load runs on a CPU; publishing
+and verifying a LoRA on the real server is tests/integration/test_publish_real.py, a batch there
+test_real_batch.py), and the `/workspace` volume-mount row of the health check (tests/test_health_observes.py).
 """
 
 from __future__ import annotations
@@ -43,9 +46,11 @@ def pod_walk_profile(root, out) -> dict:
         if "comfy_checkpoint" in values:
             values["comfy_checkpoint"] = TINY_CHECKPOINT  # SET: as ComfyUI lists it
     pod["00_setup"]["workflows_dir"] = str(root / "pistachio-data" / "workflows")  # not into this repo
+    pod["06_batch_generation"]["workflow"] = str(root / "pistachio-data" / "workflows" / "api" / "sdxl_two_loras.json")
     services = demo["services"]
     pod["services"] = {"model_files": {**services["model_files"], "hf_home": str(root / "pistachio-data" / "huggingface")},
-                       "comfyui": {**services["comfyui"], "root": str(root / "ComfyUI")}}
+                       "comfyui": {**services["comfyui"], "root": str(root / "ComfyUI"),
+                                   "models": {**services["comfyui"]["models"], "loras": ["detail.safetensors"]}}}
     path = out / "pod-walk.yaml"
     path.write_text(yaml.safe_dump(pod))
     return pod
@@ -60,6 +65,10 @@ def user_data(pod: dict) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(picture, dest)
     write_demo_kb(Path(pod["07_knowledge_audit"]["kb_root"]))
+    workflow = Path(pod["06_batch_generation"]["workflow"])  # the user's own graph, as `workflows pull` leaves it
+    workflow.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in (".json", ".bindings.yaml"):
+        shutil.copy(ROOT / "tests" / "data" / f"sdxl_two_loras{suffix}", workflow.with_name(f"sdxl_two_loras{suffix}"))
 
 
 def untracked() -> set[str]:
@@ -109,3 +118,24 @@ def test_everything_lands_outside_the_clone_and_secrets_nowhere(walk):
     assert after <= before  # no photo, caption, table, LoRA or log of the run lies in the clone for git to pick up
     texts = [p.read_text(errors="ignore") for p in (out / "runs").rglob("*") if p.is_file()]
     assert all(SECRET not in t for t in texts + [(out / "cron.log").read_text(), proc.stdout, proc.stderr])
+
+
+def test_the_batch_ran_through_the_users_workflow_with_its_bindings(walk):
+    from PIL import Image
+
+    proc, pod, root, out, _, _ = walk
+    ws = root / "pistachio-data" / "character"
+    images = sorted((ws / "batches").rglob("*.png"))
+    graphs = []
+    for path in images:
+        with Image.open(path) as img:
+            if "prompt" in img.text:  # the ComfyUI backend's images carry the graph that made them
+                graphs.append(json.loads(img.text["prompt"]))
+    assert graphs, [p.name for p in images]
+    for graph in graphs:
+        assert {n["class_type"] for n in graph.values()} >= {"CLIPTextEncodeSDXL", "KSamplerAdvanced"}
+        positive, detail = graph["20"]["inputs"], graph["11"]["inputs"]
+        assert positive["text_g"] == positive["text_l"] and "pstchio" in positive["text_g"]
+        assert graph["10"]["inputs"]["lora_name"] == pod["06_batch_generation"]["comfy_lora"]
+        assert detail["lora_name"] == "detail.safetensors" and detail["strength_model"] == 0.4
+        assert graph["5"]["inputs"]["width"] == pod["06_batch_generation"]["width"] == positive["target_width"]
