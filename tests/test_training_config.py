@@ -36,7 +36,7 @@ def test_out_of_range_field_is_named(tmp_path):
 
 @pytest.mark.parametrize(
     "overrides, explanation",
-    [({"mixed_precision": "fp16"}, "needs a CUDA GPU"), ({"optimizer": "adamw8bit"}, "CUDA only")],
+    [({"mixed_precision": "fp16"}, "needs a CUDA GPU")],  # adamw8bit runs on the CPU with bitsandbytes 0.50
 )
 def test_device_contradictions_refused_on_cpu(tmp_path, overrides, explanation):
     p = training_params(tmp_path, **overrides)
