@@ -62,5 +62,5 @@ def test_unknown_set_across_a_run_suggests():
     from pistachio_nb.profiles import load_profile
 
     notebooks = [runner.select_notebooks(name)[0] for name in ("01_dataset", "03_training")]
-    with pytest.raises(ParamsError, match=r"did you mean 'max_steps' \(03_training\)\?"):
+    with pytest.raises(ParamsError, match=r"did you mean 'max_steps' \(03_training\)"):
         runner.validate_run(notebooks, load_profile("params/demo.yaml"), {"max_train_steps": 3}, check_paths=False)

@@ -57,6 +57,7 @@ def params(ws, **changes) -> CheckpointsParams:
         width=64, height=64, steps=2, guidance_scale=5.0, negative_prompt="", face_embedder="sface", clip_model="tiny:clip",
         dino_model="tiny:dinov2", copy_phash_distance=6, copy_similarity=0.999, identity_tolerance=0.03, fidelity_drop=0.1,
         diversity_drop=0.3, memorization_rise=0.1, validation_loss_csv="lora/validation.csv",
+        comfy_url="", comfy_models_dir="", comfy_checkpoint="",  # no publishing in these tests
     )  # fmt: skip
     return CheckpointsParams(**{**values, **changes})
 

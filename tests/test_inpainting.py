@@ -53,7 +53,7 @@ def lora_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lora")
     layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet))
     StableDiffusionXLPipeline.save_lora_weights(folder, unet_lora_layers=layers, weight_name="character.safetensors")
-    kohya = save_kohya(folder / "character-kohya.safetensors", lora_state_dicts(pipe), 4.0, torch.float32, {"network_dim": 4})
+    kohya = save_kohya(folder / "character-kohya.safetensors", lora_state_dicts(pipe), 4, 4.0, torch.float32, {"network_dim": 4})
     return folder / "character.safetensors", kohya
 
 
@@ -253,7 +253,7 @@ def check_demo_outputs(ws, rendered: str) -> None:
 
 def test_demo_output_check_accepts_a_real_run_and_rejects_a_touched_result(values, pipe, tmp_path):
     with ComfyTestServer(root=tmp_path / "comfy") as server:
-        p = params(values, comfy_url=server.url, sweep_strengths=[1.0], sweep_lora_scales=[0.0, 1.0])
+        p = params(values, comfy_url=server.url, comfy_lora="character.safetensors", sweep_strengths=[1.0], sweep_lora_scales=[0.0, 1.0])
         job = prepare(p)
         result = inpaint(p, pipe=pipe, job=job)
         sweep(pipe, job, p.sweep_strengths, p.sweep_lora_scales)

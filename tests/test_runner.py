@@ -48,7 +48,7 @@ def test_secret_values_never_reach_rendered_outputs(tmp_path, monkeypatch):
                         "raise RuntimeError('bad token ' + os.environ['HF_TOKEN'])")
     result = run_notebooks(str(nb), _profile(tmp_path, tmp_path / "ws"), runs_root=tmp_path / "runs", echo=lambda s: None)
     texts = {p.name: p.read_text() for p in result.run_dir.iterdir()}
-    assert set(texts) == {"00_setup.ipynb", "00_setup.html", "summary.json"}
+    assert set(texts) == {"00_setup.ipynb", "00_setup.html", "index.html", "summary.json"}
     for name, text in texts.items():
         assert secret not in text, name
     assert "token is ***" in texts["00_setup.ipynb"]

@@ -1,10 +1,13 @@
 """ComfyUI over its HTTP + WebSocket API: client, workflow templates, graph validation, a protocol test server."""
 
-from .client import ComfyClient, ImageRef, PromptResult, safe_filename
-from .errors import (ComfyConnectionError, ComfyError, ComfyTimeoutError, ExecutionFailedError, PromptLostError,
-                     PromptRejectedError, WorkflowError)
-from .workflow import check_workflow, fill, load_workflow
+from ..lazy import lazy_exports
 
-__all__ = ["ComfyClient", "ImageRef", "PromptResult", "safe_filename", "ComfyConnectionError", "ComfyError",
-           "ComfyTimeoutError", "ExecutionFailedError", "PromptLostError", "PromptRejectedError", "WorkflowError",
-           "check_workflow", "fill", "load_workflow"]
+_EXPORTS = {  # public name -> the module that defines it (loaded on first use: `pistachio --help` stays light)
+    **dict.fromkeys(("ComfyClient", "ImageRef", "PromptResult", "safe_filename"), ".client"),
+    **dict.fromkeys(("ComfyConnectionError", "ComfyError", "ComfyTimeoutError", "ExecutionFailedError", "PromptLostError",
+                     "PromptRejectedError", "WorkflowError"), ".errors"),
+    **dict.fromkeys(("check_workflow", "fill", "load_workflow"), ".workflow"),
+}
+__all__ = list(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -32,9 +32,9 @@ class SetupParams(NotebookParams):
     require_gpu: bool = Field(description="a missing CUDA GPU is a FAIL (pod) instead of a WARN (demo)")
     min_free_gb: float = Field(ge=0, description="free disk in GiB below which the workspace / models volume FAILs")
     # the pod as a lock file (pod/lock.py, verify.py): compared row by row when a lock exists
-    pod_lock: Path | None = Field(description="pod lock written by `pistachio pod lock` on a working pod (None: no lock yet)")
-    comfy_dir: Path | None = Field(description="ComfyUI's git checkout, for the lock check (None: the folder above comfy_models_dir)")
-    comfy_python: Path | None = Field(description="the python that runs ComfyUI, for the lock check (None: <comfy_dir>/venv/bin/python)")
+    pod_lock: Path | None = Field(None, description="pod lock written by `pistachio pod lock` on a working pod (None: no lock yet)")
+    comfy_dir: Path | None = Field(None, description="ComfyUI's git checkout, for the lock check (None: the folder above comfy_models_dir)")
+    comfy_python: Path | None = Field(None, description="the python that runs ComfyUI, for the lock check (None: <comfy_dir>/venv/bin/python)")
 
     @field_validator("models_manifest", "pod_lock", "comfy_dir", "comfy_python", mode="before")
     @classmethod
