@@ -42,6 +42,7 @@ def test_health_rows_pass_against_the_real_server(real_comfy, model_file):
 
 def test_health_report_passes_then_fails_on_a_dead_port(real_comfy, model_file, tmp_path):
     model_file("checkpoints", "tiny-sdxl.safetensors")
+    (tmp_path / "ws").mkdir()  # health observes: it never creates the workspace it checks
     report = health.health_report(setup_params(tmp_path, real_comfy.url, real_comfy.base_dir))
     assert "FAIL" not in set(report["status"]), report.to_string()
     assert report.set_index("check").loc["model: checkpoints/tiny-sdxl.safetensors", "status"] == "PASS"
