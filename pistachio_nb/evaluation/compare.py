@@ -79,9 +79,10 @@ class ComparisonResult:
     grid: pd.DataFrame  # one row per generated image, `cached` = reused from an earlier run (comparison/grid.csv)
 
     @property
-    def cached(self) -> pd.Series:
-        """How many grid images were generated now (False) and reused (True)."""
-        return self.grid["cached"].value_counts()
+    def cached(self) -> pd.DataFrame:
+        """How many grid images were generated now and how many reused from the cache, as a small table."""
+        reused = int(self.grid["cached"].sum())
+        return pd.DataFrame({"images": [len(self.grid) - reused, reused]}, index=["generated now", "reused from the cache"])
 
     @property
     def images(self) -> pd.DataFrame:
