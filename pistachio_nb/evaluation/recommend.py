@@ -1,8 +1,10 @@
 """The recommendation rule: the earliest checkpoint that already has the identity, before overfitting shows.
 
 Identity usually rises then plateaus with training steps, while prompt fidelity and seed diversity
-fall and copies of training photos appear once the LoRA overfits. So: among checkpoints whose
-identity is within `identity_tolerance` of the best, take the earliest that shows no overfitting sign.
+fall and copies of training photos appear once the LoRA overfits; an overfit LoRA also puts the
+character's face on other people (leakage) and on the bare class prompt (concept bleed). So: among
+checkpoints whose identity is within `identity_tolerance` of the best, take the earliest that shows no
+overfitting sign. Leakage and bleed count only where faces were found (NaN is "not measured", never 0).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class Rule:
     fidelity_drop: float  # relative CLIP-T drop from the best checkpoint that counts as overfitting
     diversity_drop: float  # relative seed-diversity drop from the most diverse checkpoint
     memorization_rise: float  # share of outputs copying a training image above the lowest (base model included)
+    leakage_max: float | None = None  # share of other people's faces passing as the character (None: not judged)
+    bleed_rise: float | None = None  # class-prompt faces' cosine to the character above the base model's (None: not judged)
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,11 @@ def _signs(row, best: pd.Series, top: pd.Series, rule: Rule, metric: str) -> lis
             signs.append(f"overfit: {what} down {1 - row[col] / top[col]:.0%}")
     if row["copy_rate"] > top["copy_rate"] + rule.memorization_rise:
         signs.append(f"overfit: {row['copy_rate']:.0%} of outputs copy a training image")
+    leak, rise = row.get("leak_rate", math.nan), row.get("bleed_rise", math.nan)  # NaN (no faces) compares False
+    if rule.leakage_max is not None and leak > rule.leakage_max:
+        signs.append(f"overfit: {leak:.0%} of other people's faces look like the character (leakage)")
+    if rule.bleed_rise is not None and rise > rule.bleed_rise:
+        signs.append(f"overfit: class-prompt faces {rise:+.3f} closer to the character than the base model's (concept bleed)")
     return signs
 
 
@@ -109,10 +118,17 @@ def recommend(summary: pd.DataFrame, rule: Rule) -> Recommendation:
         reason += f"Every checkpoint shows a warning sign, so this is the least bad one ({pick['signs']}). Consider retraining. "
     else:
         reason += (f"It is the earliest checkpoint within {rule.identity_tolerance:g} of the best score "
-                   "that shows no overfitting sign (prompt fidelity, seed diversity, copies of training images). ")
+                   "that shows no overfitting sign (prompt fidelity, seed diversity, copies of training images, "
+                   "leakage onto other people, concept bleed). ")
+    if metric == "identity" and "identity_pass" in pick:
+        reason += f"Its face passes the same-person threshold in {pick['identity_pass']:.0%} of the images. "
     later = cand[(cand["step"] > pick["step"]) & (cand["verdict"] == "overfit")]
     if len(later):
         reason += "Later checkpoints overfit: " + "; ".join(f"step {r.step}: {r.signs}" for r in later.itertuples()) + ". "
+    unmeasured = [what for col, what in (("leak_rate", "leakage"), ("bleed_rise", "concept bleed"))
+                  if col in cand and cand[col].isna().all()]
+    if unmeasured:
+        reason += f"Not judged: {' and '.join(unmeasured)} (no faces found in those prompts' images, or no base-model row). "
     if metric == "dino":
         reason += ("No face could be compared (none detected in the generated images or the held-out photos), so "
                    "identity falls back to DINO whole-image similarity to the held-out photos, a much weaker signal. ")
