@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from pistachio_nb.models import load_sdxl_pipeline
@@ -48,3 +49,27 @@ def test_text_encoder_training_with_gradient_checkpointing_and_prior(tmp_path):
         expected = [k for k in ups if k.startswith("lora_te1_text_model_encoder_layers_1_")]
         assert ups and zero == expected, zero
     assert len(list((tmp_path / "lora" / "class_images").rglob("*.png"))) == 2
+
+
+def test_class_images_from_captions_replace_the_trigger_and_follow_each_caption(tmp_path):
+    from pistachio_nb.errors import InputDataError
+    from pistachio_nb.training.prior import class_caption
+
+    assert class_caption("ohwx woman, red dress, ohwx smiling", "ohwx", "woman") == "woman, red dress, woman smiling"
+    assert class_caption("ohwxy, ohwx", "ohwx", "woman") == "ohwxy, woman"  # whole words only
+    data = load_dataset(write_tiny_dataset(tmp_path / "dataset", n_train=4, n_val=0, sizes=((64, 64), (48, 80))), 64)
+    pipe = load_sdxl_pipeline("tiny:sdxl", device="cpu")
+    work = tmp_path / "class_images"
+    found = class_examples(pipe, data.train, work, None, "unused", wanted=4, seed=0, steps=2, from_captions=("ohwx", "woman"))
+    expected = {class_caption(ex.caption, "ohwx", "woman") for ex in data.train}
+    assert len(found) == 4 and {ex.caption for ex in found} == expected and "ohwx" not in " ".join(ex.caption for ex in found)
+    for ex in found:  # each class image has its caption's training size and was drawn from its own prompt
+        source = next(t for t in data.train if class_caption(t.caption, "ohwx", "woman") == ex.caption)
+        assert ex.size == source.size and Image.open(ex.path).size == ex.size
+    pixels = [np.asarray(Image.open(ex.path), dtype=float) for ex in found if ex.size == (64, 64)]
+    assert np.abs(pixels[0] - pixels[1]).mean() > 0  # different captions (and seeds), different pictures
+    stamps = {ex.path: ex.path.stat().st_mtime_ns for ex in found}
+    again = class_examples(pipe, data.train, work, None, "unused", wanted=4, seed=0, steps=2, from_captions=("ohwx", "woman"))
+    assert [ex.path for ex in again] == [ex.path for ex in found] and all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    with pytest.raises(InputDataError, match="from_captions"):
+        class_examples(pipe, data.train, work, None, "unused", wanted=4, seed=0, steps=2, from_captions=("", ""))
