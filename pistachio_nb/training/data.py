@@ -19,8 +19,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..dataset.buckets import Fit, fit_bucket
 from ..errors import InputDataError
 from ..files import read_json, read_jsonl
+from ..paths import resolve
 
 METADATA = "metadata.jsonl"
 KOHYA_FOLDER = re.compile(r"^(\d+)_(\S+)(?: (.*))?$")  # <repeats>_<trigger> <class>
@@ -38,6 +40,8 @@ class Example:
     original: tuple[int, int]  # (width, height) of the source image
     crop: tuple[int, int]  # (left, top) of the crop, in training-size pixels
     repeats: int
+    source: Path | None = None  # the user's photo the dataset image was cut from, when the dataset says
+    fit: Fit | None = None  # how the dataset image was cut from `source` (resize, then crop), in its own pixels
 
     def time_ids(self) -> list[int]:
         """SDXL's six size/crop conditioning numbers: original (h, w), crop (top, left), target (h, w)."""
@@ -60,13 +64,16 @@ def _side(value: float) -> int:
     return max(SIDE_MULTIPLE, int(round(value / SIDE_MULTIPLE)) * SIDE_MULTIPLE)
 
 
+def _dataset_params(root: Path) -> dict:
+    """The params the dataset stage wrote beside `metadata.jsonl` ({} for a dataset made elsewhere)."""
+    sidecar = root / f"{METADATA}.params.json"
+    return read_json(sidecar).get("params", {}) if sidecar.exists() else {}
+
+
 def dataset_base_resolution(root: Path, rows: list[dict]) -> int:
     """The bucket base the dataset was built at: from its params sidecar, else from the bucket areas."""
-    sidecar = root / f"{METADATA}.params.json"
-    if sidecar.exists():
-        base = read_json(sidecar).get("params", {}).get("base_resolution")
-        if base:
-            return int(base)
+    if base := _dataset_params(root).get("base_resolution"):
+        return int(base)
     areas = sorted(r["width"] * r["height"] for r in rows)
     return _side(areas[len(areas) // 2] ** 0.5)
 
@@ -80,7 +87,15 @@ def _folder_prompt(file_name: str) -> tuple[int, str, str]:
     return int(match.group(1)), match.group(2), (match.group(3) or "").strip()
 
 
-def _example(root: Path, row: dict, scale: float) -> tuple[Example, bool]:
+def source_fit(row: dict) -> Fit:
+    """How the dataset stage cut this row's image from its source: cover-resize into the bucket, crop at the offsets."""
+    bucket, original = (row["width"], row["height"]), (int(row.get("original_width", row["width"])),
+                                                        int(row.get("original_height", row["height"])))  # fmt: skip
+    resized = fit_bucket(*original, [bucket]).resized
+    return Fit(bucket, resized, int(row.get("crop_left", 0)), int(row.get("crop_top", 0)), original)
+
+
+def _example(root: Path, row: dict, scale: float, source_dir: Path | None) -> tuple[Example, bool]:
     repeats, trigger, class_word = _folder_prompt(row["file_name"])
     caption = (row.get("text") or "").strip()
     fallback = " ".join(x for x in (trigger, class_word) if x)
@@ -91,6 +106,7 @@ def _example(root: Path, row: dict, scale: float) -> tuple[Example, bool]:
         size=size, original=(int(row.get("original_width", row["width"])), int(row.get("original_height", row["height"]))),
         crop=(int(round(row.get("crop_left", 0) * sx)), int(round(row.get("crop_top", 0) * sy))),
         repeats=repeats if row.get("split", "train") == "train" else 1,
+        source=source_dir / row["source"] if source_dir and row.get("source") else None, fit=source_fit(row),
     )  # fmt: skip
     return example, not caption
 
@@ -111,7 +127,8 @@ def load_dataset(root: str | Path, resolution: int) -> DatasetInfo:
             fix="rerun 01_dataset so metadata.jsonl and the image folders agree",
         )
     base = dataset_base_resolution(root, rows)
-    built = [(_example(root, r, resolution / base), r.get("split", "train")) for r in rows]
+    source_dir = resolve(s) if (s := _dataset_params(root).get("source_dir")) else None
+    built = [(_example(root, r, resolution / base, source_dir), r.get("split", "train")) for r in rows]
     train = [ex for (ex, _), split in built if split == "train"]
     if not train:
         raise InputDataError(f"{root / METADATA} has no rows with split 'train'", fix="rerun 01_dataset")

@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -22,6 +23,9 @@ from ..files import atomic_path
 from .captions import CaptionPolicy
 from .data import Example, load_pixels
 from .sdxl import encode_captions, encode_latents
+
+if TYPE_CHECKING:
+    from .masks import MaskWeights
 
 
 class DiskCache:
@@ -54,14 +58,16 @@ class Batch:
     prompt_embeds: torch.Tensor
     pooled: torch.Tensor
     time_ids: torch.Tensor
+    weights: torch.Tensor | None = None  # (B, 1, h, w) loss weights at latent resolution (masked loss); None: uniform
 
 
 class Featurizer:
     """Turns examples into a Batch, through the caches when they are enabled; each batch is encoded in one call."""
 
     def __init__(self, pipe, cache_dir: Path, model_id: str, cache_latents: bool, cache_text: bool,
-                 captions: CaptionPolicy, train_text: bool, rng: random.Random, encoders: tuple | None = None) -> None:  # fmt: skip
-        self.pipe, self.rng, self.captions, self.train_text = pipe, rng, captions, train_text
+                 captions: CaptionPolicy, train_text: bool, rng: random.Random, encoders: tuple | None = None,
+                 masks: MaskWeights | None = None) -> None:  # fmt: skip
+        self.pipe, self.rng, self.captions, self.train_text, self.masks = pipe, rng, captions, train_text, masks
         self.encoders = encoders  # the trained encoders' wrappers, when they train
         self.dtype = pipe.unet.dtype  # read once: diffusers computes it by walking the parameters
         vae_id = json.dumps(dict(pipe.vae.config), sort_keys=True, default=str)
@@ -104,7 +110,9 @@ class Featurizer:
         emb, pooled = self.text([ex.caption for ex in examples], vary)
         time_ids = torch.tensor([ex.time_ids() for ex in examples])
         cond = (t.to(device, self.dtype) for t in (emb, pooled, time_ids))
-        return Batch(self.latents(examples).to(device, torch.float32), *cond)
+        weights = self.masks.weights(examples) if self.masks else None
+        return Batch(self.latents(examples).to(device, torch.float32), *cond,
+                     weights.to(device, torch.float32) if weights is not None else None)
 
     def warm(self, examples: list[Example], batch_size: int) -> None:
         """Fill the caches up front (one pass, `batch_size` same-size examples per encoder call)."""

@@ -29,6 +29,7 @@ from .export import DIFFUSERS_LOADS, adapter_configs, base_weights, lora_state_d
 from .features import Featurizer
 from .logs import TrainLog
 from .loss import LossOptions, training_loss, validation_loss
+from .masks import build_masks
 from .optim import eval_weights, make_optimizer
 from .params import TrainingParams
 from .prior import class_batch, class_examples
@@ -90,6 +91,7 @@ def setup_run(p: TrainingParams, data: DatasetInfo, out: Path) -> Run:
     # accelerate keeps one state per process; reset its precision part so a second run in the same
     # notebook kernel may use another precision (the distributed part, set by `accelerate launch`, stays)
     AcceleratorState._reset_state(reset_partial_state=False)
+    masks = None if p.masked_loss == "none" else build_masks(p.masked_loss, p.mask_outside_weight, data.train, out / "cache")
     accelerator = Accelerator(mixed_precision=p.mixed_precision, cpu=pick_device() == "cpu")
     pipe, noise_scheduler = load_for_training(p.base_model, str(accelerator.device), WEIGHT_DTYPE[p.mixed_precision])
     classes = []
@@ -115,7 +117,7 @@ def setup_run(p: TrainingParams, data: DatasetInfo, out: Path) -> Run:
     featurizer = Featurizer(pipe, out / "cache", model_identity(p.base_model), p.cache_latents, p.cache_text_embeddings,
                             CaptionPolicy(p.caption_shuffle, p.keep_tokens, p.tag_dropout, p.caption_dropout),
                             p.train_text_encoder, rng.python,
-                            tuple(models[1:]) or None)  # fmt: skip
+                            tuple(models[1:]) or None, masks)  # fmt: skip
     started = datetime.now(UTC).isoformat(timespec="seconds")
     loss = LossOptions(p.noise_offset, p.min_snr_gamma, p.debiased_estimation, p.loss_type, p.huber_schedule, p.huber_c,
                        p.min_timestep, p.max_timestep)  # fmt: skip
@@ -173,6 +175,7 @@ def _ss_info(run: Run, progress: Progress) -> dict:
         "batch_size_per_device": p.batch_size, "gradient_accumulation_steps": p.gradient_accumulation,
         "loss_type": p.loss_type, "huber_schedule": p.huber_schedule, "huber_c": p.huber_c,
         "debiased_estimation": p.debiased_estimation, "min_timestep": p.min_timestep, "max_timestep": p.max_timestep,
+        "masked_loss": p.masked_loss != "none", "mask_source": p.masked_loss, "mask_outside_weight": p.mask_outside_weight,
         "shuffle_caption": p.caption_shuffle, "keep_tokens": p.keep_tokens, "caption_dropout_rate": p.caption_dropout,
         "caption_tag_dropout_rate": p.tag_dropout,
         "trigger": run.data.trigger, "training_comment": f"trigger word: {run.data.trigger}",

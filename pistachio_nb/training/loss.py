@@ -102,12 +102,18 @@ def debiased_weights(noise_scheduler, timesteps: torch.Tensor) -> torch.Tensor:
 
 
 def per_sample_loss(unet, noise_scheduler, batch: Batch, noise: torch.Tensor, timesteps: torch.Tensor,
-                    loss_type: str = "l2", threshold: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
-    """The chosen loss between prediction and target, one value per sample."""
+                    loss_type: str = "l2", threshold: torch.Tensor | None = None,
+                    weights: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    """The chosen loss between prediction and target, one value per sample; with `weights` (B, 1, h, w) their
+    weighted mean, so an image's loss keeps its scale whatever share of it the mask covers (OneTrainer's
+    `normalize_masked_area_loss`; sd-scripts' plain product shrinks small-face images' loss)."""
     noisy = noise_scheduler.add_noise(batch.latents, noise, timesteps)
     pred = predict(unet, batch, noisy, timesteps).float()
     target = target_for(noise_scheduler, batch.latents, noise, timesteps).float()
-    return elementwise_loss(pred, target, loss_type, threshold).mean(dim=tuple(range(1, pred.ndim)))
+    loss, dims = elementwise_loss(pred, target, loss_type, threshold), tuple(range(1, pred.ndim))
+    if weights is None:
+        return loss.mean(dim=dims)
+    return (loss * weights).mean(dim=dims) / weights.mean(dim=dims)
 
 
 def training_loss(unet, noise_scheduler, batch: Batch, generator: torch.Generator, opts: LossOptions) -> torch.Tensor:
@@ -116,7 +122,7 @@ def training_loss(unet, noise_scheduler, batch: Batch, generator: torch.Generato
     end = min(opts.max_timestep, noise_scheduler.config.num_train_timesteps)
     timesteps = torch.randint(opts.min_timestep, end, (batch.latents.shape[0],), generator=generator).to(batch.latents.device)
     threshold = None if opts.loss_type == "l2" else huber_threshold(noise_scheduler, timesteps, opts.huber_schedule, opts.huber_c)
-    losses = per_sample_loss(unet, noise_scheduler, batch, noise, timesteps, opts.loss_type, threshold)
+    losses = per_sample_loss(unet, noise_scheduler, batch, noise, timesteps, opts.loss_type, threshold, batch.weights)
     if opts.min_snr_gamma > 0:
         losses = losses * min_snr_weights(noise_scheduler, timesteps, opts.min_snr_gamma)
     if opts.debiased_estimation:
@@ -125,13 +131,14 @@ def training_loss(unet, noise_scheduler, batch: Batch, generator: torch.Generato
 
 
 @torch.no_grad()
-def validation_loss(unet, noise_scheduler, batch: Batch, seed: int) -> float:
-    """Unweighted loss at fixed timesteps with fixed noise: the same question asked at every checkpoint."""
+def validation_loss(unet, noise_scheduler, batch: Batch, seed: int, weights: torch.Tensor | None = None) -> float:
+    """Loss at fixed timesteps with fixed noise: the same question asked at every checkpoint; unweighted
+    unless `weights` (B, 1, h, w) are given (e.g. a mask, to ask how one region is learned)."""
     steps = noise_scheduler.config.num_train_timesteps
     generator = torch.Generator().manual_seed(seed)
     total = []
     for fraction in VALIDATION_TIMESTEP_FRACTIONS:
         noise = make_noise(batch.latents, generator, 0.0)
         timesteps = torch.full((batch.latents.shape[0],), int(fraction * (steps - 1)), device=batch.latents.device)
-        total.append(per_sample_loss(unet, noise_scheduler, batch, noise, timesteps))
+        total.append(per_sample_loss(unet, noise_scheduler, batch, noise, timesteps, weights=weights))
     return torch.cat(total).mean().item()

@@ -54,6 +54,8 @@ class TrainingParams(NotebookParams):
     min_timestep: int = Field(ge=0, le=999, description="lowest training timestep drawn (0: all)")
     max_timestep: int = Field(ge=1, le=1000, description="training timesteps are drawn below this (1000: all)")
     noise_offset: float = Field(ge=0, le=1, description="offset noise strength; 0 turns it off, ~0.03 helps very dark or bright images")
+    masked_loss: Literal["none", "alpha", "file"] = Field(description="loss mask per image: none | alpha (transparency) | file (<stem>-masklabel.png beside the dataset image)")
+    mask_outside_weight: float = Field(ge=0, le=1, description="loss weight outside the mask (inside: 1); OneTrainer uses 0.1, 0 ignores the rest")
     seed: int = Field(ge=0, le=2**32 - 1, description="seed for init, data order, noise and timesteps")
     checkpoint_every: int = Field(ge=1, description="save a checkpoint every N optimizer steps")
     keep_checkpoints: int = Field(ge=1, description="resumable training states kept (LoRA exports are all kept)")
@@ -99,6 +101,8 @@ def _training_contradictions(p: TrainingParams) -> list[tuple[bool, str]]:
          "optimizer 'prodigy' expects learning rates ~1 (it estimates the step size; kohya and its authors use 1.0): "
          "set unet_lr (and text_encoder_lr) to 1.0, or prodigy_any_lr: true if you mean it"),
         (p.min_timestep >= p.max_timestep, "min_timestep must be below max_timestep"),
+        (p.masked_loss != "none" and p.mask_outside_weight == 1,
+         "masked_loss with mask_outside_weight 1 weighs inside and outside alike: lower it (e.g. 0.1) or set masked_loss 'none'"),
         (p.debiased_estimation and p.min_snr_gamma > 0,
          "debiased_estimation with min_snr_gamma > 0: both reweight the loss by SNR, pick one"),
         (p.loss_type == "l2" and p.huber_schedule != "snr",
