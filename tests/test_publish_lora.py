@@ -16,7 +16,7 @@ import requests
 from safetensors.numpy import save_file
 
 from pistachio_nb.comfy.client import ComfyClient
-from pistachio_nb.comfy.lora_check import lines_in_window, lora_problems, mean_difference
+from pistachio_nb.comfy.lora_check import Verification, is_flat, lines_in_window, lora_problems, mean_difference
 from pistachio_nb.comfy.publish import LoraPublishError, publish_lora, read_published
 from pistachio_nb.evaluation import CheckpointsParams
 from pistachio_nb.files import write_json
@@ -150,6 +150,22 @@ def test_mean_difference_is_zero_for_same_pixels_and_counts_levels():
         return buf.getvalue()
 
     assert mean_difference(png(10), png(10)) == 0.0 and mean_difference(png(10), png(13)) == 3.0
+
+
+def test_a_flat_picture_without_the_lora_fails_the_check_with_its_cause():
+    import io
+
+    from PIL import Image
+
+    noise = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(noise, format="PNG")
+    black = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(black, format="PNG")
+    assert is_flat(black.getvalue()) and not is_flat(noise.getvalue())
+    v = Verification("x.safetensors", 1.0, difference=40.0, flat=True)  # a LoRA that "changes" a black render
+    assert not v.ok
+    assert v.rows()[0]["status"] == "FAIL" and "fp16" in v.rows()[0]["found"]
+    assert Verification("x.safetensors", 1.0, difference=40.0).ok
 
 
 def test_cli_publish_lora_prints_the_table_and_exits_by_verdict(tmp_path, server, capsys):

@@ -9,7 +9,8 @@ no per-prompt log, so the render runs on a WebSocket of its own subscribed to th
 and `execution_success` belongs to it (one prompt runs at a time). Without that route the last 300 lines of
 `GET /internal/logs/raw` are matched by the same time window instead (server-local time, read as this
 machine's time zone). A cached LoraLoader logs nothing, so the strength is unique per check and the node
-must not be in `execution_cached`. Both routes are marked internal by ComfyUI: when they are missing, the
+must not be in `execution_cached`. A strength-0 picture of one flat colour (NaNs: SDXL's VAE in fp16)
+fails the check with that cause rather than as a LoRA that changes nothing. Both routes are marked internal by ComfyUI: when they are missing, the
 verdict says so instead of guessing.
 """
 
@@ -56,6 +57,7 @@ class Verification:
     problems: list[str] = field(default_factory=list)  # ComfyUI's log lines about keys it did not apply
     log_source: str = "stream"  # stream | raw (the last 300 lines) | unavailable
     note: str = ""
+    flat: bool = False  # the strength-0 picture is one colour: NaNs in the VAE (SDXL's in fp16) or a broken checkpoint
 
     @property
     def changes_picture(self) -> bool:
@@ -63,12 +65,16 @@ class Verification:
 
     @property
     def ok(self) -> bool:
-        return self.changes_picture and not self.problems
+        return self.changes_picture and not self.problems and not self.flat
 
     def rows(self) -> list[dict[str, str]]:
         """PASS / WARN / FAIL rows (check, found) for a table."""
         picture = f"mean pixel difference {self.difference:.2f} (strength 0 vs {self.strength})"
         rows = [{"status": "PASS" if self.changes_picture else "FAIL", "check": "LoRA changes the picture", "found": picture}]
+        if self.flat:
+            rows.insert(0, {"status": "FAIL", "check": "the picture without the LoRA",
+                            "found": "one flat colour: the checkpoint or its VAE renders nothing (NaNs: SDXL's VAE in fp16 "
+                                     "makes black pictures; try --fp32-vae or the fp16-fix VAE), so no LoRA can be judged"})
         if self.log_source == "unavailable":
             rows.append({"status": "WARN", "check": "ComfyUI log of the load", "found": self.note})
         else:
@@ -99,6 +105,13 @@ def mean_difference(a: bytes, b: bytes) -> float:
         if x.size != y.size:
             return 255.0
         return float(np.abs(np.asarray(x.convert("RGB"), np.int16) - np.asarray(y.convert("RGB"), np.int16)).mean())
+
+
+def is_flat(png: bytes) -> bool:
+    """True when every pixel has the same colour (a black NaN render looks like this)."""
+    with Image.open(io.BytesIO(png)) as im:
+        pixels = np.asarray(im.convert("RGB"))
+    return bool((pixels == pixels.reshape(-1, 3)[0]).all())
 
 
 def _connect(client: ComfyClient) -> websocket.WebSocket:
@@ -177,7 +190,7 @@ def verify_lora(client: ComfyClient, graph_at: Any, lora: str, lora_node: str, t
                          fix="run again (each check uses a new strength); report this if it persists")
     if not base.images or not with_lora.images:
         raise ComfyError(f"{client.url}: the verification workflow saved no image", fix="its output node must be SaveImage")
-    v = Verification(lora, strength, mean_difference(base.images[0], with_lora.images[0]))
+    v = Verification(lora, strength, mean_difference(base.images[0], with_lora.images[0]), flat=is_flat(base.images[0]))
     if with_lora.log is not None:
         v.problems = lora_problems(with_lora.log)
         return v

@@ -4,7 +4,7 @@
 
 ComfyUI picks the model type from the weights' shapes; SD15's match fixes only model_channels 320, context 768
 and a conv proj_in, so one UNet level with one res block passes as SD1.5 (about 6 M parameters). The text
-encoder must be the full CLIP-L (its config is fixed), the VAE is TAESD (~2 M). Random weights: the pictures
+encoder must be the full CLIP-L (its config is fixed), the VAE is TAESD (~2 M). Random weights, seeded (every build is the same file): the pictures
 are noise, but the same seed gives the same pixels and a LoRA changes them. Writes `tiny-sd15.safetensors`
 and prints JSON: the kohya key names ComfyUI maps for this UNet's 2-D weights, with their shapes.
 """
@@ -37,7 +37,9 @@ def randomised(module: torch.nn.Module, prefix: str) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     out = {}
     for name, t in module.state_dict().items():
-        if name.endswith("bias"):
+        if t.dim() == 0:  # scalars set at construction (TAESD's latent scale and shift)
+            value = t.detach().float().clone()
+        elif name.endswith("bias"):
             value = torch.zeros(t.shape)
         elif t.dim() == 1 or "norm" in name:
             value = torch.ones(t.shape)
@@ -48,6 +50,7 @@ def randomised(module: torch.nn.Module, prefix: str) -> dict[str, torch.Tensor]:
 
 
 def main() -> None:
+    torch.manual_seed(0)  # CLIP's own init: every build writes the same file
     out = Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
     model = comfy.supported_models.SD15(UNET).get_model({}, device=torch.device("cpu"))
@@ -57,7 +60,7 @@ def main() -> None:
     sd.update({f"cond_stage_model.transformer.{k}": v.to(torch.float16).contiguous()
                for k, v in clip.state_dict().items() if "position_ids" not in k})
     taesd = comfy.taesd.taesd.TAESD()
-    sd.update({f"first_stage_model.{k}": v.detach().to(torch.float16).contiguous() for k, v in taesd.state_dict().items()})
+    sd.update(randomised(taesd, "first_stage_model."))  # its layers are uninitialised memory too (inf/NaN: black pictures)
     save_file(sd, str(out / "tiny-sd15.safetensors"))
     names = {k: v for k, v in comfy.lora.model_lora_keys_unet(model, {}).items() if k.startswith("lora_unet_")}
     weights = model.state_dict()
