@@ -9,9 +9,9 @@ no per-prompt log, so the render runs on a WebSocket of its own subscribed to th
 and `execution_success` belongs to it (one prompt runs at a time). Without that route the last 300 lines of
 `GET /internal/logs/raw` are matched by the same time window instead (server-local time, read as this
 machine's time zone). A cached LoraLoader logs nothing, so the strength is unique per check and the node
-must not be in `execution_cached`. A strength-0 picture of one flat colour (NaNs: SDXL's VAE in fp16)
-fails the check with that cause rather than as a LoRA that changes nothing. Both routes are marked internal by ComfyUI: when they are missing, the
-verdict says so instead of guessing.
+must not be in `execution_cached`. Both routes are marked internal by ComfyUI: when they are missing, the
+verdict says so instead of guessing. A strength-0 picture of one flat colour (NaNs: SDXL's VAE in fp16)
+fails the check with that cause rather than as a LoRA that changes nothing.
 """
 
 from __future__ import annotations
