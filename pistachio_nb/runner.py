@@ -171,6 +171,24 @@ def start_services(services: dict[str, Any], workspace: Path, stack: ExitStack) 
     return provided
 
 
+def notebook_params(params_file: str | Path, sets: list[str] | None, notebook: str, stack: ExitStack | None = None,
+                    lock: bool = True) -> tuple[Any, Profile]:
+    """One notebook's validated params from a profile and `--set` overrides, as the notebook would get them.
+
+    With `stack`, the profile's services (the demo world) start first, under the workspace lock when `lock`,
+    and stop when the stack closes; the values they provide (e.g. comfy_url) fill the params.
+    """
+    nb, profile, overrides = select_notebooks(notebook)[0], load_profile(resolve(params_file)), parse_sets(sets)
+    with_services = stack is not None and bool(profile.services)
+    params = resolve_values(nb, profile, overrides, check_paths=not with_services)[1]
+    if not with_services:
+        return params, profile
+    if lock:
+        stack.enter_context(workspace_lock(params.ws.root))
+    provided = start_services(profile.services, params.ws.root, stack)
+    return resolve_values(nb, profile, overrides, provided=provided)[1], profile
+
+
 def make_run_dir(profile: Profile, root: Path | None = None) -> Path:
     """`outputs/runs/<UTC time>-<profile>/`, unique even for two runs in the same second."""
     base = root or resolve("outputs/runs")

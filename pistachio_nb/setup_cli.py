@@ -21,23 +21,10 @@ WATCHDOG_FLAGS = (("poll_interval", float, "seconds between polls"), ("max_faile
 
 
 def setup_params(args: argparse.Namespace, stack: ExitStack | None = None):
-    """The validated SetupParams of `--params` (with `--set` overrides), as the notebook would get them.
+    """The validated SetupParams of `--params` (with `--set` overrides); with `stack`, the profile's services run."""
+    from .runner import notebook_params
 
-    With `stack`, the profile's services (the demo's ComfyUI imitation, file servers) start under the
-    workspace lock, as in `run`, and stop when the stack closes; their values (e.g. comfy_url) fill the params.
-    """
-    from .paths import resolve
-    from .profiles import load_profile, parse_sets, resolve_values
-    from .runner import select_notebooks, start_services, workspace_lock
-
-    notebook, profile, sets = select_notebooks("00_setup")[0], load_profile(resolve(args.params)), parse_sets(args.set)
-    with_services = stack is not None and bool(profile.services)
-    params = resolve_values(notebook, profile, sets, check_paths=not with_services)[1]
-    if not with_services:
-        return params
-    stack.enter_context(workspace_lock(params.ws.root))
-    provided = start_services(profile.services, params.ws.root, stack)
-    return resolve_values(notebook, profile, sets, provided=provided)[1]
+    return notebook_params(args.params, args.set, "00_setup", stack)[0]
 
 
 def _show(table) -> None:

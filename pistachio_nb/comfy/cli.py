@@ -13,28 +13,14 @@ EXIT_OK, EXIT_FAILED = 0, 1
 NOTEBOOK = "04_checkpoints"
 
 
-def profile_params(args: argparse.Namespace, notebook: str, stack: ExitStack):
-    """The validated params of `notebook` from `--params` and `--set`, with the profile's services started on `stack`."""
-    from ..paths import resolve
-    from ..profiles import load_profile, parse_sets, resolve_values
-    from ..runner import select_notebooks, start_services, workspace_lock
-
-    nb, profile, sets = select_notebooks(notebook)[0], load_profile(resolve(args.params)), parse_sets(args.set)
-    params = resolve_values(nb, profile, sets, check_paths=not profile.services)[1]
-    if not profile.services:
-        return params
-    stack.enter_context(workspace_lock(params.ws.root))
-    provided = start_services(profile.services, params.ws.root, stack)
-    return resolve_values(nb, profile, sets, provided=provided)[1]
-
-
 def cmd_publish_lora(args: argparse.Namespace) -> int:
     """Publish (content name + alias), list, verify; print the PASS / WARN / FAIL table."""
+    from ..runner import notebook_params
     from ..secrets import scrub
     from .publish import LoraPublishError, publish_lora
 
     with ExitStack() as stack:
-        p = profile_params(args, NOTEBOOK, stack)
+        p = notebook_params(args.params, args.set, NOTEBOOK, stack)[0]
         if not p.comfy_url:
             print(f"comfy_url is empty in the {NOTEBOOK} values of {args.params}: nothing to publish to")
             return EXIT_FAILED

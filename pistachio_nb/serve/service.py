@@ -70,16 +70,9 @@ def serve_settings(values: dict[str, Any], where: str) -> ServeParams:
 
 def batch_params(params_file: str | Path, sets: list[str] | None, stack: ExitStack) -> tuple[BatchParams, Any]:
     """06_batch_generation's params from the profile, starting the profile's services (the demo's ComfyUI) first."""
-    from ..paths import resolve
-    from ..profiles import load_profile, parse_sets, resolve_values
-    from ..runner import select_notebooks, start_services
+    from ..runner import notebook_params
 
-    profile = load_profile(resolve(params_file))
-    notebook, overrides = select_notebooks("06_batch_generation")[0], parse_sets(sets)
-    _, batch = resolve_values(notebook, profile, overrides, check_paths=not profile.services)
-    if profile.services:
-        provided = start_services(profile.services, resolve(batch.workspace), stack)
-        _, batch = resolve_values(notebook, profile, overrides, provided=provided)
+    batch, profile = notebook_params(params_file, sets, "06_batch_generation", stack, lock=False)  # serving holds no run's lock
     if "comfyui" not in batch.backends:
         raise ParamsError(f"{profile.path} [06_batch_generation]: backends has no comfyui; the API runs jobs on ComfyUI servers",
                           fix="add comfyui to backends and list its servers")
