@@ -85,6 +85,9 @@ def quality_plots(result: DatasetResult, blur_threshold: float, base_resolution:
     for w, h in sdxl_buckets(base_resolution):
         b.axvline(w / h, color="grey", linewidth=0.8)
     b.set(title="aspect ratio (grey: buckets)", xlabel="width / height", xscale="log")
+    ticks = (0.25, 0.5, 0.75, 1, 1.5, 2, 4)  # plain numbers, not log-axis labels like 4x10^-1
+    b.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    b.minorticks_off()
     fig.tight_layout()
     plt.close(fig)
     return fig
