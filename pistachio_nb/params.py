@@ -89,7 +89,8 @@ class NotebookParams(BaseModel):
 # The stage modules holding the notebooks' models, imported on first use: each imports this module
 # for `NotebookParams`, so importing them here at the top would be a cycle.
 STAGE_PARAMS_MODULES = tuple(f"pistachio_nb.{stage}.params" for stage in
-                             ("pod", "dataset", "captions", "training", "evaluation", "inpainting", "batch", "knowledge"))
+                             ("pod", "dataset", "captions", "training", "evaluation", "inpainting", "batch", "knowledge",
+                              "video"))
 
 
 def _stage_modules() -> list:

@@ -204,11 +204,19 @@ def build_dinov2(dest: Path, workdir: Path) -> None:
     ).save_pretrained(dest)  # fmt: skip
 
 
+def build_wan_i2v(dest: Path, work: Path) -> None:
+    """Tiny Wan2.2 image-to-video pipeline (built in pistachio_nb/video/tiny.py, beside its stage)."""
+    from .video.tiny import build_wan_i2v as build
+
+    build(dest)
+
+
 BUILDERS: dict[str, Callable[[Path, Path], None]] = {
     "sdxl": build_sdxl,
     "captioner": build_captioner,
     "clip": build_clip,
     "dinov2": build_dinov2,
+    "wan_i2v": build_wan_i2v,
 }
 
 

@@ -1,7 +1,8 @@
 """The test server's prompt queue and executor: ComfyUI's WebSocket message order, history and SaveImage files.
 
 It does not run models: each output node gets a small real PNG derived from the graph (so seed and
-prompt change the pixels), after a configurable delay. `Behaviour` tells it to fail, hang or crash.
+prompt change the pixels), or for SaveVideo a small real mp4 of `length` frames at CreateVideo's fps, after a
+configurable delay. `Behaviour` tells it to fail, hang or crash.
 A LoraLoader reads its file's keys (`comfy_lora`): one that changes nothing draws the picture of strength 0,
 and the keys it does not load are logged as ComfyUI logs them. The log keeps ComfyUI's last 300 lines
 (`/internal/logs/raw`) and streams each line to subscribed clients as a `logs` message.
@@ -31,7 +32,7 @@ from PIL.PngImagePlugin import PngInfo
 from .comfy_graph import execution_order, is_link, signatures, upstream
 from .comfy_lora import LoraEffect, lora_effect
 
-SIZE_NODES = ("EmptyLatentImage", "EmptyImage")
+SIZE_NODES = ("EmptyLatentImage", "EmptyImage", "WanImageToVideo")
 LOG_CAPACITY = 300  # ComfyUI's app/logger.py deque(maxlen=300)
 
 
@@ -107,13 +108,19 @@ def drawn_as(graph: dict[str, Any], nid: str, effects: dict[str, LoraEffect]) ->
     return {"class_type": graph[nid]["class_type"], "inputs": links, "lora": effects[nid].digest}
 
 
-def render_png(graph: dict[str, Any], node_id: str, index: int, size: tuple[int, int], extra_pnginfo: dict[str, Any],
-               effects: dict[str, LoraEffect] | None = None) -> bytes:
-    """A deterministic smooth-colour PNG of the graph's size, derived from everything upstream of `node_id`."""
+def render(graph: dict[str, Any], node_id: str, index: int, size: tuple[int, int],
+           effects: dict[str, LoraEffect] | None = None) -> Image.Image:
+    """A deterministic smooth-colour picture of the graph's size, derived from everything upstream of `node_id`."""
     nodes = {nid: drawn_as(graph, nid, effects or {}) for nid in upstream(graph, node_id)}
     key = json.dumps(nodes, sort_keys=True).encode() + bytes([index % 256])
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
-    image = Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).resize(size, Image.BILINEAR)
+    return Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).resize(size, Image.BILINEAR)
+
+
+def render_png(graph: dict[str, Any], node_id: str, index: int, size: tuple[int, int], extra_pnginfo: dict[str, Any],
+               effects: dict[str, LoraEffect] | None = None) -> bytes:
+    """`render` as PNG bytes with the graph (and extra_pnginfo) in its text chunks, as SaveImage writes them."""
+    image = render(graph, node_id, index, size, effects)
     info = PngInfo()
     info.add_text("prompt", json.dumps(graph))
     for key_name, value in extra_pnginfo.items():
@@ -124,9 +131,19 @@ def render_png(graph: dict[str, Any], node_id: str, index: int, size: tuple[int,
 
 
 def next_counter(folder: Path, prefix: str) -> int:
-    """ComfyUI's SaveImage numbering: one past the highest `<prefix>_NNNNN_.png` already in the folder."""
-    numbers = [int(p.name[len(prefix) + 1:len(prefix) + 6]) for p in folder.glob(f"{prefix}_[0-9][0-9][0-9][0-9][0-9]_*.png")]
+    """ComfyUI's get_save_image_path numbering: one past the highest `<prefix>_NNNNN_*` (any type) in the folder."""
+    numbers = [int(p.name[len(prefix) + 1:len(prefix) + 6]) for p in folder.glob(f"{prefix}_[0-9][0-9][0-9][0-9][0-9]_*")]
     return max(numbers, default=0) + 1
+
+
+def render_mp4(graph: dict[str, Any], node_id: str, size: tuple[int, int], dest: Path, metadata: dict[str, Any]) -> None:
+    """SaveVideo's file: `length` frames (WanImageToVideo upstream) panning over `render`, at CreateVideo's fps."""
+    from pistachio_nb.video.local import write_mp4
+
+    base = np.asarray(render(graph, node_id, 0, size))
+    frames = np.stack([np.roll(base, 2 * i, axis=1) for i in range(int(upstream_value(graph, node_id, "length", 1)))])
+    fps = next((graph[n]["inputs"]["fps"] for n in upstream(graph, node_id) if graph[n]["class_type"] == "CreateVideo"), 30)
+    write_mp4(frames, dest, round(float(fps)), {k: json.dumps(v) for k, v in metadata.items()})
 
 
 @dataclass
@@ -144,7 +161,7 @@ class Engine:
     started: int = 0
     counters: dict[tuple[Path, str], int] = field(default_factory=dict)  # next SaveImage number per prefix
     cache: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # node signature -> its UI output
-    output_classes: set[str] = field(default_factory=lambda: {"SaveImage", "PreviewImage"})
+    output_classes: set[str] = field(default_factory=lambda: {"SaveImage", "PreviewImage", "SaveVideo"})
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     interrupt_flag: asyncio.Event = field(default_factory=asyncio.Event)
     log: deque = field(default_factory=lambda: deque(maxlen=LOG_CAPACITY))  # {"t": local ISO time, "m": text}
@@ -262,7 +279,7 @@ class Engine:
                     self.log_line(f"lora key not loaded: {key}")
                 if nid == work:
                     await self._work(item, nid, failing, hanging, emit)
-                ui = {"images": self._save_images(item, nid, effects)} if is_output(nid) else None
+                ui = self._save(item, nid, effects) if is_output(nid) else None
                 self.cache[keys[nid]] = ui
                 if ui is not None:
                     emit("executed", {"node": nid, "display_node": nid, "output": ui, "prompt_id": pid})
@@ -316,17 +333,35 @@ class Engine:
             if steps:
                 emit("progress", {"value": step, "max": steps, "prompt_id": item.prompt_id, "node": nid})
 
+    def _save(self, item: QueueItem, nid: str, effects: dict[str, LoraEffect]) -> dict[str, Any]:
+        """The output node's UI answer: SaveVideo's is PreviewVideo's {"images": [mp4], "animated": [true]}."""
+        if item.graph[nid]["class_type"] != "SaveVideo":
+            return {"images": self._save_images(item, nid, effects)}
+        folder, subfolder, name = self._output_folder(str(item.graph[nid]["inputs"].get("filename_prefix", "ComfyUI")), "output")
+        key = (folder, name)
+        self.counters[key] = self.counters.get(key) or next_counter(folder, name)
+        filename = f"{name}_{self.counters[key]:05}_.mp4"
+        self.counters[key] += 1
+        metadata = {**item.extra_data.get("extra_pnginfo", {}), "prompt": item.graph}
+        render_mp4(item.graph, nid, image_size(item.graph, nid, self.root / "input"), folder / filename, metadata)
+        return {"images": [{"filename": filename, "subfolder": subfolder, "type": "output"}], "animated": [True]}
+
+    def _output_folder(self, prefix: str, kind: str) -> tuple[Path, str, str]:
+        """(folder, subfolder, file name prefix) of a filename_prefix; one escaping output/ falls back to its top."""
+        subfolder, _, name = prefix.replace("\\", "/").rpartition("/")
+        folder = (self.root / kind / subfolder).resolve()
+        if not folder.is_relative_to((self.root / kind).resolve()):
+            subfolder, folder = "", self.root / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder, subfolder, name
+
     def _save_images(self, item: QueueItem, nid: str, effects: dict[str, LoraEffect]) -> list[dict[str, str]]:
         """Write the node's PNGs like SaveImage (output/) or PreviewImage (temp/); return their refs."""
         node = item.graph[nid]
         kind = "output" if node["class_type"] == "SaveImage" else "temp"
         temp = "ComfyUI_temp_" + "".join(random.choices(string.ascii_lowercase, k=5))  # PreviewImage's random prefix
         prefix = str(node["inputs"].get("filename_prefix", "ComfyUI")) if kind == "output" else temp
-        subfolder, _, name = prefix.replace("\\", "/").rpartition("/")
-        folder = (self.root / kind / subfolder).resolve()
-        if not folder.is_relative_to((self.root / kind).resolve()):
-            subfolder, folder = "", self.root / kind
-        folder.mkdir(parents=True, exist_ok=True)
+        folder, subfolder, name = self._output_folder(prefix, kind)
         refs = []
         count = int(upstream_value(item.graph, nid, "batch_size", 1))
         extra = item.extra_data.get("extra_pnginfo", {})

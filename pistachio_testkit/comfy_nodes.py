@@ -15,7 +15,11 @@ from typing import Any
 
 RECORDED = Path(__file__).with_name("comfy_object_info.json")
 # (node class, input) -> the model folder whose files are its choices
-MODEL_COMBOS = {("CheckpointLoaderSimple", "ckpt_name"): "checkpoints", ("LoraLoader", "lora_name"): "loras"}
+MODEL_COMBOS = {("CheckpointLoaderSimple", "ckpt_name"): "checkpoints", ("LoraLoader", "lora_name"): "loras",
+               ("UNETLoader", "unet_name"): "diffusion_models", ("CLIPLoader", "clip_name"): "text_encoders",
+               ("VAELoader", "vae_name"): "vae"}
+# choices ComfyUI appends after the files (nodes.py VAELoader.vae_list; its taesd entries need vae_approx files)
+EXTRA_CHOICES = {("VAELoader", "vae_name"): ["pixel_space"]}
 
 
 @cache
@@ -33,6 +37,6 @@ def object_info(models: dict[str, list[str]], input_files: list[str]) -> dict[st
     """Node class -> its object_info entry, with model and input-image combos filled from the server's files."""
     info = copy.deepcopy(recorded())
     for (cls, name), folder in MODEL_COMBOS.items():
-        info[cls]["input"]["required"][name][0] = sorted(models.get(folder, []))
+        info[cls]["input"]["required"][name][0] = sorted(models.get(folder, [])) + EXTRA_CHOICES.get((cls, name), [])
     info["LoadImage"]["input"]["required"]["image"][0] = sorted(input_files)
     return info

@@ -419,7 +419,8 @@ SAVE = {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}
 CKPT = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "missing.safetensors"}}
 CLASSES = ["CheckpointLoaderSimple", "LoraLoader", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "VAEDecode",
            "VAEEncode", "SetLatentNoiseMask", "LoadImage", "EmptyImage", "ImageInvert", "ImageToMask", "MaskToImage",
-           "SaveImage", "PreviewImage"]
+           "SaveImage", "PreviewImage", "UNETLoader", "CLIPLoader", "VAELoader", "ModelSamplingSD3", "WanImageToVideo",
+           "CreateVideo", "SaveVideo"]
 
 CASES = [
     Case("system_stats", route="/system_stats", check="shape", sample="system_stats"),

@@ -162,6 +162,21 @@ def _size(row: PromptRow, d: Defaults) -> tuple[int, int]:
     return w, h
 
 
+def validated_rows(path: Path, model: type[BaseModel]) -> list[tuple[int, Any]]:
+    """(line or item number, row as `model`) for each row; every bad row is reported at once (06 and 08)."""
+    if not path.is_file():
+        raise InputDataError(f"prompts file {path} does not exist", fix="set prompts_file to a CSV, YAML or JSONL file")
+    parsed, problems = [], []
+    for n, raw in _read_rows(path):
+        try:
+            parsed.append((n, model.model_validate(raw)))
+        except ValidationError as err:
+            problems.append(describe_validation_error(err, f"{path.name} row at line/item {n}"))
+    if problems:
+        raise InputDataError("\n".join(problems), fix=f"edit {path}")
+    return parsed
+
+
 def load_jobs(path: str | Path, defaults: Defaults, settings: dict[str, Any],
               graph_of: Callable[[Job], dict[str, Any]] | None = None, lora_content: dict[str, str] | None = None) -> list[Job]:
     """Expand every row into one job per seed; validate all rows first and report every bad one.
@@ -170,16 +185,7 @@ def load_jobs(path: str | Path, defaults: Defaults, settings: dict[str, Any],
     derived from the id drop out); `lora_content`: LoRA name -> sha256 of what it holds (`published_content`).
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputDataError(f"prompts file {path} does not exist", fix="set prompts_file to a CSV, YAML or JSONL file")
-    parsed, problems = [], []
-    for n, raw in _read_rows(path):
-        try:
-            parsed.append((n, PromptRow.model_validate(raw)))
-        except ValidationError as err:
-            problems.append(describe_validation_error(err, f"{path.name} row at line/item {n}"))
-    if problems:
-        raise InputDataError("\n".join(problems), fix=f"edit {path}")
+    parsed = validated_rows(path, PromptRow)
     jobs: dict[str, Job] = {}
     for n, row in parsed:
         seeds = row.seeds or [defaults.base_seed + i for i in range(row.count or defaults.count)]

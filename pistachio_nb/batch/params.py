@@ -43,14 +43,19 @@ class BatchParams(NotebookParams):
 
     @model_validator(mode="after")
     def _servers_for_comfyui(self) -> Self:
-        if len(set(self.backends)) != len(self.backends):
-            raise ValueError(f"backends {self.backends} repeat a value")
-        if "comfyui" in self.backends:
-            if not self.servers:
-                raise ValueError("backends has comfyui but servers is empty (e.g. ['http://127.0.0.1:8188'])")
-            bad = [u for u in self.servers if not u.startswith(("http://", "https://"))]
-            if bad:
-                raise ValueError(f"servers must be http(s):// URLs, got {bad}")
-            if not self.comfy_checkpoint:
-                raise ValueError("backends has comfyui but comfy_checkpoint is empty")
+        check_servers(self.backends, self.servers)
+        if "comfyui" in self.backends and not self.comfy_checkpoint:
+            raise ValueError("backends has comfyui but comfy_checkpoint is empty")
         return self
+
+
+def check_servers(backends: list[str], servers: list[str]) -> None:
+    """Backends do not repeat; `comfyui` needs at least one http(s) server (06 and 08 share the rule)."""
+    if len(set(backends)) != len(backends):
+        raise ValueError(f"backends {backends} repeat a value")
+    if "comfyui" in backends:
+        if not servers:
+            raise ValueError("backends has comfyui but servers is empty (e.g. ['http://127.0.0.1:8188'])")
+        bad = [u for u in servers if not u.startswith(("http://", "https://"))]
+        if bad:
+            raise ValueError(f"servers must be http(s):// URLs, got {bad}")

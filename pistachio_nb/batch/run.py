@@ -127,6 +127,17 @@ def run_batch(p: BatchParams) -> BatchResult:
     jobs = {b.name: backend_jobs(p, defaults, b) for b in backends}
     manifest = Manifest(folder / "manifest.jsonl")
     write_sidecar(manifest.path, p)
+    all_ids, skipped = run_jobs(backends, jobs, manifest, folder / "images", p.retries, p.backoff_seconds,
+                                {"batch": p.batch_name})
+    return BatchResult(folder, manifest, all_ids, skipped)
+
+
+def run_jobs(backends: list, jobs: dict[str, list], manifest: Manifest, out_dir: Path, retries: int, backoff: float,
+             meta: dict) -> tuple[list[str], list[str]]:
+    """Run each backend's jobs that are not done on its targets (least busy first, retries), then close the backends.
+
+    Returns (every job id, the ids that were done before this run).
+    """
     all_ids = [j.job_id for b in backends for j in jobs[b.name]]
     skipped = [j for j in all_ids if manifest.state(j) == "done"]
     work, targets = [], []
@@ -140,12 +151,12 @@ def run_batch(p: BatchParams) -> BatchResult:
                 state="submitted" if manifest.state(j.job_id) == "submitted" else "pending",
                 backend=backend.name, **j.fields()) for j in todo})
             work += [_pending(j, backend, manifest) for j in todo]
-            rest = time.monotonic() + p.backoff_seconds  # servers down at the start are tried again later
+            rest = time.monotonic() + backoff  # servers down at the start are tried again later
             targets += [Target(backend, name, cap, external=0 if name in down else backend.load(name),
                                down_until=rest if name in down else 0.0, failures=int(name in down))
                         for name, cap in backend.targets.items()]
-        Scheduler(manifest, folder / "images", p.retries, p.backoff_seconds, meta={"batch": p.batch_name}).run(work, targets)
+        Scheduler(manifest, out_dir, retries, backoff, meta=meta).run(work, targets)
     finally:
         for backend in backends:
             backend.close()
-    return BatchResult(folder, manifest, all_ids, skipped)
+    return all_ids, skipped

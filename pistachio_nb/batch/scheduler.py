@@ -232,6 +232,8 @@ class Scheduler:
 
     def _save(self, job: Job, n: int, png: bytes, graph: dict | None, backend: Backend) -> str:
         """Write one image as `<job_id>_<n>.png` with prompt, seed and workflow in its metadata."""
+        if hasattr(backend, "save"):  # a backend whose outputs are not PNGs (video) writes them itself
+            return backend.save(job, n, png, graph, self.images_dir, self.meta)
         settings = backend.settings()
         texts = {
             "parameters": a1111_parameters(job.prompt, job.negative, settings["steps"], settings["cfg"], job.seed,

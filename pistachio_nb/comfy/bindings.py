@@ -30,6 +30,9 @@ FIELDS = {
     "filename_prefix": "where the server saves the images",
     "image": "the uploaded input picture (file name on the server)",
     "mask": "the uploaded mask picture, where the graph loads one separately",
+    "length": "video frames (Wan: 4k+1)",
+    "fps": "video frames per second",
+    "switch_step": "the step where a two-expert video model (Wan2.2 A14B) hands over to its low-noise expert",
 }
 LORA_FIELDS = ("lora", "lora_strength")
 FIXED = "fixed lora"  # a loader that is only listed (checked to exist) or given a fixed strength

@@ -142,7 +142,7 @@ def guess_bindings(graph: dict[str, Any], object_info: dict[str, Any] | None = N
         **{f: _size(graph, f, positive + negative) for f in SIZE_INPUTS},
         "image": _pictures(graph, object_info, mask=False), "mask": _pictures(graph, object_info, mask=True),
     }
-    return Guess({f: options[f] for f in FIELDS}, *_loaders(graph))
+    return Guess({f: options[f] for f in FIELDS if f in options}, *_loaders(graph))  # video fields: bound by hand
 
 
 def guessed(graph: dict[str, Any], fields: list[str]) -> Bindings:

@@ -56,6 +56,8 @@ def _check_widget(name: str, spec: list, value: Any) -> list[dict[str, Any]]:
     """Errors of one literal input value against its spec (combo list, type, min/max)."""
     kind, opts = spec[0], (spec[1] if len(spec) > 1 else {})
     extra = {"input_name": name, "input_config": spec, "received_value": value}
+    if kind == "COMBO":  # a V3 node's combo (e.g. SaveVideo format): its choices are in `options`
+        kind = opts.get("options", [])
     if isinstance(kind, list):
         if opts.get("image_upload"):  # ComfyUI's own rule: the file exists (not: the name is in the list)
             if isinstance(value, str) and (beyond_listing(value) or value.removesuffix(" [input]") in kind):

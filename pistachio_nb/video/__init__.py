@@ -12,6 +12,11 @@ _EXPORTS = {  # public name -> the module that defines it
     "VideoRequest": ".local",
     "load_pipeline": ".local",
     "make_video": ".local",
+    "VideoParams": ".params",
+    "VideoResult": ".run",
+    "run_video": ".run",
+    "plan": ".run",
+    "plan_clips": ".run",
 }
 __all__ = list(_EXPORTS)
 

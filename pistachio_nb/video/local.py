@@ -81,10 +81,10 @@ def generate(pipe, req: VideoRequest) -> np.ndarray:
 
 
 def write_mp4(frames: np.ndarray, dest: str | Path, fps: int, metadata: dict[str, str]) -> Path:
-    """H.264 mp4 via PyAV, `metadata` in the container's tags (the `comment` tag holds the JSON)."""
+    """H.264 mp4 via PyAV, `metadata` in the container's tags (any key: movflags use_metadata_tags, as ComfyUI's SaveVideo)."""
     import av
 
-    with atomic_path(dest) as tmp, av.open(str(tmp), mode="w", format="mp4") as box:
+    with atomic_path(dest) as tmp, av.open(str(tmp), mode="w", format="mp4", options={"movflags": "use_metadata_tags"}) as box:
         box.metadata.update(metadata)
         stream = box.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
