@@ -85,15 +85,17 @@ vertical-align:top;max-width:36em;white-space:pre-wrap;overflow-wrap:anywhere}
 MAX_COLUMNS = 8  # wider tables are shown as several, each repeating the first column
 
 
-def relative(value: Any, root: Path) -> Any:
-    """A path (or a string holding one) below `root` written relative to it; anything else unchanged."""
-    if isinstance(value, Path) or (isinstance(value, str) and value.startswith(str(root) + os.sep)):
-        try:
-            return str(Path(value).relative_to(root))
-        except ValueError:
-            return str(value)
+def relative(value: Any, root: Path | Sequence[Path]) -> Any:
+    """A path (or a string holding some) below a root written relative to the deepest such root; anything else unchanged."""
+    roots = sorted([root] if isinstance(root, Path) else root, key=lambda r: len(str(r)), reverse=True)
+    if isinstance(value, Path):
+        for base in roots:
+            if value.is_relative_to(base):
+                return str(value.relative_to(base))
+        return str(value)
     if isinstance(value, str):
-        return value.replace(str(root) + os.sep, "")
+        for base in roots:
+            value = value.replace(str(base) + os.sep, "")
     return value
 
 
@@ -124,12 +126,13 @@ class Table:
 
 def show(frame: pd.DataFrame, columns: Sequence[str] | None = None, root: str | Path | None = None,
          max_columns: int = MAX_COLUMNS, index: bool = False) -> Table:
-    """A table for a notebook: `columns` picked (in that order), paths made relative to `root` (default: the repo)."""
+    """A table for a notebook: `columns` picked (in that order), paths made relative to `root` (a notebook passes
+    its workspace) or else to the repo."""
     from .paths import repo_root
 
-    base = Path(root).resolve() if root is not None else repo_root()
+    bases = [repo_root(), *([Path(root).resolve()] if root is not None else [])]
     picked = frame[list(columns)] if columns is not None else frame
-    return Table(picked.map(lambda v: relative(v, base)), max_columns=max_columns, index=index)
+    return Table(picked.map(lambda v: relative(v, bases)), max_columns=max_columns, index=index)
 
 
 def cell_defaults(notebook: str) -> dict[str, Any]:

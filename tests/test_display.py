@@ -23,6 +23,14 @@ def test_full_text_and_relative_paths():
     assert relative(Path("/elsewhere/b.png"), root) == "/elsewhere/b.png" and relative(7, root) == 7
 
 
+def test_paths_relative_to_the_workspace_first(tmp_path):
+    ws = tmp_path / "ws"
+    frame = pd.DataFrame({"file": [ws / "setup" / "drift.csv", repo_root() / "params" / "demo.yaml"],
+                          "note": [f"see {ws}/setup/health.csv", "plain"]})
+    shown = show(frame, root=ws).frame
+    assert list(shown["file"]) == ["setup/drift.csv", "params/demo.yaml"] and shown["note"][0] == "see setup/health.csv"
+
+
 def test_picked_columns_and_wide_tables_split():
     frame = pd.DataFrame({f"c{i}": [i] for i in range(13)})
     assert list(show(frame, columns=["c3", "c1"]).frame.columns) == ["c3", "c1"]
