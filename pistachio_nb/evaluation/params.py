@@ -41,7 +41,9 @@ class CheckpointsParams(NotebookParams):
     validation_loss_csv: str = Field(description="training's validation-loss CSV under the workspace (empty for none)")
     comfy_url: str = Field(description="ComfyUI to publish the recommended LoRA into and verify it on (empty: skip publishing)")
     comfy_models_dir: str = Field(description="that ComfyUI's models folder on this machine; the LoRA goes into its loras/")
-    comfy_checkpoint: str = Field(description="SDXL checkpoint as that ComfyUI lists it, for the verification renders")
+    comfy_checkpoint: str = Field(description="SDXL checkpoint as that ComfyUI lists it, for the verification renders and a comfyui grid")
+    grid_backend: str = Field(pattern=r"^(local|comfyui)$", description="who draws the grid: local (diffusers; the demo, pods without ComfyUI) or comfyui (grid_workflow on comfy_url)")
+    grid_workflow: str = Field(description="API-format workflow the comfyui grid fills through the .bindings.yaml beside it: a path or a template name")
 
     @model_validator(mode="after")
     def _grid_values(self) -> Self:
@@ -50,6 +52,10 @@ class CheckpointsParams(NotebookParams):
             raise ValueError(f"lora_scales {bad} out of range (0, 2]")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds {self.seeds} repeat a value")
+        needs = [n for n in ("grid_workflow", "comfy_url", "comfy_models_dir") if not getattr(self, n)]
+        if self.grid_backend == "comfyui" and needs:
+            raise ValueError(f"grid_backend comfyui needs {', '.join(needs)}: the workflow that draws the grid, "
+                             "the ComfyUI that runs it and its models folder (or set grid_backend: local)")
         if self.holdout_prompts == 0 and not self.context_prompts:
             raise ValueError("no prompts: holdout_prompts is 0 and context_prompts is empty")
         for name in ("checkpoints_glob", "validation_loss_csv"):
