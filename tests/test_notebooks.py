@@ -75,7 +75,7 @@ def _check_00_setup(ws, rendered):
 def _checks() -> dict:
     """Notebook -> its output check; each stage's test module owns `check_demo_outputs(ws, rendered)`."""
     from . import (test_batch_run, test_captions, test_dataset_pipeline, test_evaluation_compare, test_inpainting,
-                   test_knowledge_audit, test_training_loop)
+                   test_knowledge_audit, test_training_loop, test_video_batch)
 
     return {
         "00_setup": _check_00_setup,
@@ -86,6 +86,7 @@ def _checks() -> dict:
         "05_inpainting": test_inpainting.check_demo_outputs,
         "06_batch_generation": test_batch_run.check_demo_outputs,
         "07_knowledge_audit": test_knowledge_audit.check_demo_outputs,
+        "08_video": test_video_batch.check_demo_outputs,
     }
 
 
