@@ -135,6 +135,13 @@ def show(frame: pd.DataFrame, columns: Sequence[str] | None = None, root: str | 
     return Table(picked.map(lambda v: relative(v, bases)), max_columns=max_columns, index=index)
 
 
+def facts(mapping: dict[str, Any], drop: Sequence[str] = (), root: str | Path | None = None) -> Table:
+    """A dict (a recommendation, a summary) as a field/value table, without the keys in `drop` (shown elsewhere)."""
+    rows = [(key, value if isinstance(value, (str, Path)) else repr(value)) for key, value in mapping.items()
+            if key not in drop]
+    return show(pd.DataFrame(rows, columns=["field", "value"]), root=root)
+
+
 def cell_defaults(notebook: str) -> dict[str, Any]:
     """The `name: type = value` literals of a notebook's parameters cell, read with ast (papermill takes seconds to import)."""
     from .paths import repo_root

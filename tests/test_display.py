@@ -6,7 +6,7 @@ import pandas as pd
 from PIL import Image
 
 from pistachio_nb.dataset import DatasetParams
-from pistachio_nb.display import caption_grid, cell_defaults, params_table, relative, show
+from pistachio_nb.display import caption_grid, cell_defaults, facts, params_table, relative, show
 from pistachio_nb.paths import repo_root
 
 LONG = "a caption a reader needs in full, " * 6
@@ -29,6 +29,13 @@ def test_paths_relative_to_the_workspace_first(tmp_path):
                           "note": [f"see {ws}/setup/health.csv", "plain"]})
     shown = show(frame, root=ws).frame
     assert list(shown["file"]) == ["setup/drift.csv", "params/demo.yaml"] and shown["note"][0] == "see setup/health.csv"
+
+
+def test_facts_table_drops_what_is_shown_elsewhere(tmp_path):
+    table = facts({"checkpoint": tmp_path / "lora" / "a.safetensors", "step": 8, "reason": LONG}, drop=["reason"],
+                  root=tmp_path)
+    assert dict(zip(table.frame["field"], table.frame["value"])) == {"checkpoint": "lora/a.safetensors", "step": "8"}
+    assert "dtype" not in repr(table) and LONG.strip() not in table._repr_html_()
 
 
 def test_picked_columns_and_wide_tables_split():
