@@ -58,6 +58,8 @@ def params(ws, **changes) -> CheckpointsParams:
         dino_model="tiny:dinov2", copy_phash_distance=6, copy_similarity=0.999, identity_tolerance=0.03, fidelity_drop=0.1,
         diversity_drop=0.3, memorization_rise=0.1, validation_loss_csv="lora/validation.csv",
         comfy_url="", comfy_models_dir="", comfy_checkpoint="",  # no publishing in these tests
+        leakage_prompts=["{character} and a friend at a cafe"], bleed_prompts=["photo of a {class_word}"], leakage_max=0.2,
+        bleed_rise=0.15, grid_backend="local", grid_workflow="",
     )  # fmt: skip
     return CheckpointsParams(**{**values, **changes})
 
@@ -78,11 +80,25 @@ def result(workspace):
 def test_summary_has_every_checkpoint_with_metrics_and_validation_loss(result):
     s = result.summary
     assert s["step"].tolist() == [0, *STEPS] and s["checkpoint"].tolist()[0] == "base"
-    assert s["images"].tolist() == [4, 4, 4, 4]  # 2 prompts x 2 seeds
+    assert s["images"].tolist() == [8, 8, 8, 8]  # (2 character + 1 leakage + 1 bleed prompts) x 2 seeds
     assert s.loc[s["step"] > 0, "val_loss"].tolist() == [0.30, 0.25, 0.27]
     for column in ("clip_t", "clip_i", "dino", "diversity", "train_similarity"):
         assert s[column].notna().all(), column
     assert (s["face_rate"] == 0).all() and s["identity"].isna().all()  # drawings and noise: no faces
+
+
+def test_leakage_and_bleed_prompts_are_scored_apart_from_the_character_means(result):
+    images, summary = result.scores.images, result.summary
+    assert set(images["kind"]) == {"holdout", "context", "leakage", "bleed"}
+    assert images.loc[images["kind"] == "bleed", "prompt"].eq("photo of a woman").all()  # no trigger in the bleed prompt
+    character = images[images["kind"].isin(["holdout", "context"])]
+    means = character.groupby("checkpoint", sort=False)["clip_t"].mean()
+    assert np.allclose(summary.set_index("checkpoint").loc[means.index, "clip_t"], means)  # extra prompts left out
+    assert (summary["images"] == images.groupby("checkpoint", sort=False).size().to_numpy()).all()
+    assert summary["leak_rate"].isna().all() and summary["bleed"].isna().all()  # noise has no faces: NaN, not 0
+    assert result.leakage_note.count("no faces found") == 2
+    check = result.scores.identity_check
+    assert check.threshold == 0.363 and check.separated and check.faces_found == check.photos
 
 
 def test_lora_changes_the_images_and_seeds_differ(result):
@@ -118,7 +134,7 @@ def test_rerun_reuses_every_cached_image(result, workspace):
 
 def test_figures(result):
     grid = grid_figure(result.scores.images, seed=1)
-    assert len([ax for ax in grid.axes if ax.images]) == 4 * 2  # 4 checkpoints x 2 prompts
+    assert len([ax for ax in grid.axes if ax.images]) == 4 * 4  # 4 checkpoints x (2 character + leakage + bleed) prompts
     metrics = metric_figure(result.summary, result.recommendation.step)
     assert sum(ax.get_visible() for ax in metrics.axes) >= 7
 
@@ -155,6 +171,8 @@ def check_demo_outputs(ws, rendered: str) -> None:
     assert rec["checkpoint"].startswith(str(ws / "lora")) and Path(rec["checkpoint"]).is_file()
     assert len(list((out / "images").glob("*.png"))) == summary["images"].sum()
     assert "Face identity cannot be measured" in rendered  # the tiny model draws noise: said, not hidden
+    assert "The threshold 0.363 separates them completely" in rendered  # checked on the real photos
+    assert "Leakage: no faces found" in rendered and {"leak_rate", "bleed_rise"} <= set(summary.columns)
     assert rendered.count('"image/png"') >= 3 and "Traceback" not in rendered  # grid + two metric figures
 
 

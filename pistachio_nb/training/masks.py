@@ -53,7 +53,8 @@ def _open(path: Path, what: str) -> Image.Image:
             im.load()
             return ImageOps.exif_transpose(im)
     except (OSError, UnidentifiedImageError, ValueError) as e:
-        raise InputDataError(f"{what} {path} cannot be read ({e})", fix=FIX_FILE) from e
+        fix = FIX_FILE if what == "mask file" else "rerun 01_dataset, or set masked_loss: 'none'"
+        raise InputDataError(f"{what} {path} cannot be read ({e})", fix=fix) from e
 
 
 def _has_alpha(im: Image.Image) -> bool:
