@@ -14,7 +14,7 @@ from pistachio_testkit.demo_data import make_demo_images
 DEMO_VALUES = dict(
     trigger="pstchio", class_word="character", repeats=10, dedup_algorithm="phash",
     dedup_threshold=10, min_side=128, max_pixels=40_000_000, alpha_background="white", blur_threshold=50.0,
-    validation_ratio=0.2, split_seed=0, base_resolution=128, workers=1,
+    validation_ratio=0.2, split_seed=0, base_resolution=128, workers=1, face_embedder="sface", face_anchors=[], crop="centre",
 )
 
 

@@ -40,7 +40,7 @@ def test_output_contract(built, demo_source):
     m = pd.read_csv(root / "manifest.csv")
     assert sorted(m["path"]) == sorted(snapshot(demo_source))
     assert m["status"].value_counts().to_dict() == {"ok": 19, "duplicate": 4, "rejected": 3, "skipped": 1}
-    assert m.loc[m["path"] == "scene_blurry.jpg", "flags"].item() == "blurry"
+    assert m.loc[m["path"] == "scene_blurry.jpg", "flags"].item() == "blurry;no_face"  # a drawing: no face either
     assert json.loads((root / "metadata.jsonl.params.json").read_text())["params"]["trigger"] == "pstchio"
 
 
@@ -141,13 +141,15 @@ def check_demo_outputs(ws: Path, rendered: str) -> None:
     assert len(meta) == (manifest["status"] == "ok").sum() and {e["split"] for e in meta} == {"train", "validation"}
     assert all((root / e["file_name"]).is_file() and (root / e["file_name"]).with_suffix(".txt").is_file() for e in meta)
     assert (manifest.dropna(subset=["cluster"]).groupby("cluster")["split"].nunique() == 1).all()
-    for shown in ("near-duplicate of", "truncated or corrupt", "validation", "image/png"):
+    faces = json.loads((root / "faces.json").read_text())
+    assert set(faces) == {e["file_name"] for e in meta}  # the face check ran over every written image
+    for shown in ("near-duplicate of", "truncated or corrupt", "validation", "image/png", "Faces found in", "framing"):
         assert shown in rendered, shown
 
 
 def test_check_demo_outputs_accepts_a_build_and_rejects_a_broken_one(built):
     p, ds = built
-    rendered = "near-duplicate of x; truncated or corrupt; validation; image/png"
+    rendered = "near-duplicate of x; truncated or corrupt; validation; image/png; Faces found in; framing"
     check_demo_outputs(p.ws.root, rendered)
     (p.ws.dataset / ds.metadata[0]["file_name"]).unlink()
     with pytest.raises(AssertionError):

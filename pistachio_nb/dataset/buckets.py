@@ -78,6 +78,14 @@ def fit_bucket(width: int, height: int, buckets: list[tuple[int, int]]) -> Fit:
     return Fit((bw, bh), (rw, rh), (rw - bw) // 2, (rh - bh) // 2, (width, height))
 
 
+def face_fit(fit: Fit, box: tuple[float, float, float, float]) -> Fit:
+    """The same resize with the crop moved to centre the face (box as fractions of the picture), within bounds."""
+    (rw, rh), (bw, bh) = fit.resized, fit.bucket
+    cx, cy = (box[0] + box[2] / 2) * rw, (box[1] + box[3] / 2) * rh
+    left, top = (min(max(0, round(c - b / 2)), r - b) for c, b, r in ((cx, bw, rw), (cy, bh, rh)))
+    return Fit(fit.bucket, fit.resized, left, top, fit.source)
+
+
 def apply_fit(image: Image.Image, fit: Fit) -> Image.Image:
     """Resize with Lanczos and crop to exactly the bucket size."""
     resized = image.resize(fit.resized, Image.Resampling.LANCZOS)

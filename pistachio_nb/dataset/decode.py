@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
@@ -102,6 +103,15 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
         base.paste(im, mask=im.getchannel("A"))
         return base
     return im if im.mode == "RGB" else im.convert("RGB")
+
+
+def small_copy(path: Path, side: int) -> Image.Image:
+    """An upright RGB copy whose longest side is at most `side` (reduced-scale decode, so big photos stay cheap)."""
+    im, (w, h) = open_checked(Path(path).read_bytes(), Limits(1, 2**62))
+    scale = side / max(w, h)
+    out = decode_upright(im, (max(1, round(w * scale)), max(1, round(h * scale))), (255, 255, 255))
+    out.thumbnail((side, side))
+    return out
 
 
 def parse_colour(colour: str) -> tuple[int, int, int]:

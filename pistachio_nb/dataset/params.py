@@ -32,6 +32,9 @@ class DatasetParams(NotebookParams):
     split_seed: int = Field(ge=0, description="seed of the deterministic train/validation split")
     base_resolution: int = Field(ge=64, le=2048, multiple_of=64, description="bucket base side in pixels: 1024 for SDXL on the pod, tiny for the CPU demo")
     workers: int = Field(ge=0, le=256, description="decoding processes; 0 means every core")
+    face_embedder: str = Field(description="face model that keeps the dataset one person: sface, arcface:<pack or folder>, or none (not a person)")
+    face_anchors: list[str] = Field(description="photos of the character (under source_dir, or absolute); empty: the largest group of one face")
+    crop: Literal["centre", "face"] = Field(description="how an image is cropped into its bucket: centre, or face (the face kept in frame)")
 
     @model_validator(mode="after")
     def _sizes_consistent(self) -> Self:

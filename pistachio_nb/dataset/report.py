@@ -10,19 +10,16 @@ from PIL import Image
 
 from ..display import image_grid
 from .buckets import sdxl_buckets
-from .decode import Limits, decode_upright, open_checked
+from .decode import small_copy
+from .identity import FRAMINGS, POSES
 from .pipeline import DatasetResult
 
 THUMB = 192
 
 
 def thumbnail(path: Path, side: int = THUMB) -> Image.Image:
-    """A small upright RGB copy for display (reduced-scale decode, so big photos stay cheap)."""
-    im, (w, h) = open_checked(Path(path).read_bytes(), Limits(1, 2**62))
-    scale = side / max(w, h)
-    out = decode_upright(im, (max(1, round(w * scale)), max(1, round(h * scale))), (255, 255, 255))
-    out.thumbnail((side, side))
-    return out
+    """A small upright RGB copy for display."""
+    return small_copy(path, side)
 
 
 def run_counts(result: DatasetResult) -> pd.DataFrame:
@@ -64,6 +61,49 @@ def cluster_grid(result: DatasetResult, max_clusters: int = 6, max_members: int 
         return image_grid([[None]], title="no near-duplicates found")
     width = max(len(r) for r in rows)
     return image_grid(rows, labels, ["kept"] + ["duplicate"] * (width - 1), title="near-duplicate clusters")
+
+
+def face_table(result: DatasetResult) -> pd.DataFrame:
+    """Images the face check rejected or flagged, least like the character first, with faces found and why."""
+    m = result.manifest
+    other = m["reason"].fillna("").str.startswith("another person")
+    flagged = m["flags"].fillna("").str.contains("no_face|several_faces")
+    cols = ["path", "status", "faces", "identity", "pose", "framing", "flags", "reason"]
+    return m.loc[other | flagged, cols].sort_values("identity", na_position="last").reset_index(drop=True)
+
+
+def face_grid(result: DatasetResult, per_row: int = 6):
+    """One row per verdict (another person, several faces, no face): the images, so the eye can confirm them."""
+    table = face_table(result)
+    groups = {"another person": table["reason"].fillna("").str.startswith("another person"),
+              "several faces": table["flags"].fillna("").str.contains("several_faces"),
+              "no face": table["flags"].fillna("").str.contains("no_face")}  # fmt: skip
+    rows, labels = [], []
+    for label, chosen in groups.items():
+        if chosen.any():
+            rows.append([thumbnail(result.source / path) for path in table.loc[chosen, "path"].head(per_row)])
+            labels.append(label)
+    return image_grid(rows or [[None]], labels, title="face check" if rows else "every image shows one face of the character")
+
+
+def coverage_table(result: DatasetResult) -> pd.DataFrame:
+    """Kept images by head pose (rows) and framing (columns): the angles and distances the dataset has, and lacks."""
+    kept = result.manifest[result.manifest["kept"].astype(bool) & (result.manifest["pose"].fillna("") != "")]
+    table = pd.crosstab(pd.Categorical(kept["pose"], POSES), pd.Categorical(kept["framing"], FRAMINGS), dropna=False)
+    table.index.name, table.columns.name = "pose", "framing"
+    return table
+
+
+def coverage_plot(result: DatasetResult):
+    """The coverage table as grouped bars: an empty bar is a kind of photo the LoRA will have to guess."""
+    table = coverage_table(result)
+    fig, ax = plt.subplots(figsize=(6, 2.8))
+    table.plot.bar(ax=ax, rot=0, color=["tab:blue", "tab:orange", "tab:green"])
+    ax.set(title="kept images by head pose and framing", xlabel="", ylabel="images")
+    ax.legend(title="framing", fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
 
 
 def quality_table(result: DatasetResult) -> pd.DataFrame:

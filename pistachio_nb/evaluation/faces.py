@@ -31,11 +31,13 @@ SAME_PERSON = {  # cosine at or above which two faces are the same person, as ea
 
 @dataclass(frozen=True)
 class Face:
-    """One face of an image: unit embedding, detector confidence, box (x, y, w, h)."""
+    """One face of an image: unit embedding, detector confidence, box (x, y, w, h) and five landmarks
+    (right eye, left eye, nose tip, right and left mouth corner, as x, y pairs) in the image's pixels."""
 
     vector: np.ndarray
     score: float
     box: tuple[float, float, float, float]
+    landmarks: tuple[tuple[float, float], ...] = ()
 
 
 class FaceEmbedder(Protocol):
@@ -101,7 +103,8 @@ class SFaceEmbedder:
             row = row.copy()
             row[:14] /= scale  # box and five landmarks back to full-size pixels; align from the full image
             vector = self._recognizer.feature(self._recognizer.alignCrop(bgr, row))
-            faces.append(Face(_unit(vector), float(row[-1]), tuple(float(x) for x in row[:4])))
+            points = tuple((float(row[i]), float(row[i + 1])) for i in range(4, 14, 2))
+            faces.append(Face(_unit(vector), float(row[-1]), tuple(float(x) for x in row[:4]), points))
         return faces
 
     def embed(self, image: Image.Image) -> Face | None:
@@ -134,7 +137,8 @@ class ArcFaceEmbedder:
         faces = []
         for f in self._app.get(_bgr(image)):
             x0, y0, x1, y1 = (float(v) for v in f.bbox)
-            faces.append(Face(_unit(f.normed_embedding), float(f.det_score), (x0, y0, x1 - x0, y1 - y0)))
+            points = tuple((float(x), float(y)) for x, y in f.kps)  # same five points, same order as YuNet's
+            faces.append(Face(_unit(f.normed_embedding), float(f.det_score), (x0, y0, x1 - x0, y1 - y0), points))
         return faces
 
     def embed(self, image: Image.Image) -> Face | None:

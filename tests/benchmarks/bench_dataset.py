@@ -196,7 +196,7 @@ Path(sys.argv[2], "counts.json").write_text(json.dumps(counts))
 """
 POD_VALUES = dict(trigger="pstchio", class_word="woman", repeats=10, dedup_algorithm="phash", dedup_threshold=10, min_side=256,
                   max_pixels=60_000_000, alpha_background="white", blur_threshold=50.0, validation_ratio=0.1, split_seed=0,
-                  base_resolution=1024, workers=0)
+                  base_resolution=1024, workers=0, face_embedder="sface", face_anchors=[], crop="face")
 
 
 def run_tree(cmd: list[str], env: dict) -> dict:
