@@ -150,3 +150,30 @@ def test_the_masked_region_learns_faster_than_the_rest(tmp_path):
     assert abs(control[0] - control[1]) < 0.03  # without a mask the two halves learn alike ...
     assert masked_left[0] < masked_left[1] - 0.04  # ... masked, the masked half's loss falls faster
     assert masked_right[1] < masked_right[0] - 0.04  # whichever half it is
+
+
+def test_face_masks_come_from_the_dataset_faces_and_cover_the_head(tmp_path):
+    """A real photo through 01_dataset (crop: face) gives a faces.json; its mask sits where her face is."""
+    from pistachio_nb.dataset import prepare_dataset
+    from pistachio_nb.evaluation.identity_check import real_people
+    from pistachio_nb.training.masks import face_mask
+
+    from tests.dataset_helpers import make_params
+
+    source = tmp_path / "source"
+    source.mkdir()
+    hopper = real_people()["hopper"]
+    hopper.save(source / "hopper.png")
+    hopper.transpose(0).save(source / "mirror.png")
+    ds = prepare_dataset(make_params(tmp_path / "ws", source, min_side=64, dedup_threshold=0, validation_ratio=0.0, base_resolution=256))
+    data = load_dataset(tmp_path / "ws" / "dataset", 256)
+    weights = build_masks("face", 0.1, data.train, tmp_path / "cache")
+    masks = weights.masks(data.train)
+    assert len(masks) == 2 and all(m is not None for m in masks)
+    assert ds.manifest.set_index("path").loc["hopper.png", "identity"] >= 0.363
+    for ex, mask in zip(data.train, masks):
+        assert mask.shape[1:] == (ex.size[1] // 8, ex.size[0] // 8) and 0.05 < float(mask.mean()) < 0.6
+        rows, cols = np.nonzero(mask[0].numpy() > 0.5)
+        assert 0.25 < cols.mean() / mask.shape[2] < 0.75 and rows.mean() / mask.shape[1] < 0.6  # the head, upper middle
+    assert weights.weights(data.train[:1]).min() == pytest.approx(0.1)
+    assert face_mask((), data.train[0].fit).getextrema() == (0, 0)  # no face: nothing inside

@@ -6,6 +6,8 @@ A mask says where the loss counts: white (1) is learned at full weight, black (0
   trains unmasked. The dataset image is the bucket-cropped copy under `<workspace>/dataset/`, not the original photo.
 - `alpha`: the dataset image's alpha channel, else its source photo's alpha cut the way the dataset stage cut the
   photo (that stage stores JPEGs, so the transparency lives in the photo); opaque is learned.
+- `face`: the faces 01_dataset found (its `faces.json`), each box grown to cover the head and drawn as an ellipse on
+  the source picture, then cut the way the dataset image was cut; an image without a face trains unmasked.
 Masks are made at latent resolution (the loss's grid, 1/8 of the image side, area-averaged as sd-scripts does) and
 cached beside the latents, keyed by what the mask was made from, so a changed mask file makes a new entry.
 """
@@ -13,15 +15,18 @@ cached beside the latents, keyed by what the mask was made from, so a changed ma
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
-from ..dataset.layout import fit_image
+from ..dataset.identity import FACES
+from ..dataset.layout import METADATA, fit_image
 from ..errors import InputDataError
 from .data import Example, load_dataset
 from .features import DiskCache
@@ -29,6 +34,8 @@ from .params import TrainingParams
 
 MASK_SUFFIX = "-masklabel.png"  # OneTrainer's convention: photo.jpg -> photo-masklabel.png
 LATENT_FACTOR = 8  # the VAE downsamples by 8: one loss value per 8x8 pixels
+HEAD_MARGIN = 0.3  # a face box grown by this share of its size on every side: forehead, hair, chin and ears
+FACE_CANVAS = 512  # longest side the face ellipses are drawn at before the dataset's cut (ample for a 1/8 grid)
 FIX_FILE = f"save it as a grayscale PNG named <image stem>{MASK_SUFFIX}, at the size of the dataset image beside it"
 
 
@@ -41,9 +48,10 @@ def mask_file(image: Path) -> Path:
 class MaskPlan:
     """Where one example's mask comes from; `fingerprint` names its content in the cache key."""
 
-    kind: str  # file | alpha | alpha_source
+    kind: str  # file | alpha | alpha_source | face
     path: Path
     fingerprint: str
+    boxes: tuple = ()  # face: (x, y, w, h) fractions of the source picture
 
 
 def _open(path: Path, what: str) -> Image.Image:
@@ -89,7 +97,34 @@ def _alpha_plan(ex: Example) -> MaskPlan | None:
     return None
 
 
-PLANNERS = {"file": _file_plan, "alpha": _alpha_plan}
+@lru_cache(maxsize=4)
+def _faces(path: Path, mtime_ns: int) -> dict:
+    return json.loads(path.read_text())
+
+
+def _face_plan(ex: Example) -> MaskPlan | None:
+    root = next((d for d in ex.path.parents if (d / METADATA).is_file()), None)
+    if root is None or ex.fit is None or not (root / FACES).is_file():
+        return None
+    boxes = _faces(root / FACES, (root / FACES).stat().st_mtime_ns).get(ex.path.relative_to(root).as_posix(), {}).get("boxes")
+    if not boxes:
+        return None
+    return MaskPlan("face", root / FACES, hashlib.sha1(json.dumps([boxes, str(ex.fit)]).encode()).hexdigest(), tuple(map(tuple, boxes)))
+
+
+def face_mask(boxes: tuple, fit) -> Image.Image:
+    """White ellipses over the heads (face boxes grown by HEAD_MARGIN) on the source picture, cut like the dataset image."""
+    scale = FACE_CANVAS / max(fit.source)
+    w, h = max(1, round(fit.source[0] * scale)), max(1, round(fit.source[1] * scale))
+    canvas = Image.new("L", (w, h), 0)
+    draw = ImageDraw.Draw(canvas)
+    for x, y, bw, bh in boxes:
+        draw.ellipse(((x - HEAD_MARGIN * bw) * w, (y - HEAD_MARGIN * bh) * h, (x + (1 + HEAD_MARGIN) * bw) * w,
+                      (y + (1 + HEAD_MARGIN) * bh) * h), fill=255)  # fmt: skip
+    return fit_image(canvas, fit)
+
+
+PLANNERS = {"file": _file_plan, "alpha": _alpha_plan, "face": _face_plan}
 
 
 def _latent_grid(mask: Image.Image, size: tuple[int, int]) -> torch.Tensor:
@@ -100,6 +135,8 @@ def _latent_grid(mask: Image.Image, size: tuple[int, int]) -> torch.Tensor:
 
 def render_mask(plan: MaskPlan, ex: Example) -> torch.Tensor:
     """The example's mask at latent resolution (the loss's grid)."""
+    if plan.kind == "face":
+        return _latent_grid(face_mask(plan.boxes, ex.fit), ex.size)
     im = _open(plan.path, "mask file" if plan.kind == "file" else "image")
     if plan.kind == "file":
         return _latent_grid(im.convert("L"), ex.size)
@@ -140,8 +177,9 @@ def build_masks(source: str, outside: float, examples: list[Example], cache_dir:
     """Plan, make (or reuse) and check every example's mask before any weights load; refuse what would fail later."""
     weights = MaskWeights(source, outside, examples, cache_dir)
     if not weights.plans:
-        where = f"no {MASK_SUFFIX} file beside any image, e.g. {mask_file(examples[0].path)}" if source == "file" else \
-            "no dataset image and no source photo has an alpha channel"  # fmt: skip
+        where = {"file": f"no {MASK_SUFFIX} file beside any image, e.g. {mask_file(examples[0].path)}",
+                 "alpha": "no dataset image and no source photo has an alpha channel",
+                 "face": f"01_dataset's {FACES} names no face in any training image"}[source]  # fmt: skip
         raise InputDataError(f"masked_loss {source!r} but {where}",
                              fix="add masks, pick another masked_loss source, or set masked_loss: 'none'")  # fmt: skip
     for ex, mask in zip(examples, weights.masks(examples)):

@@ -54,7 +54,7 @@ class TrainingParams(NotebookParams):
     min_timestep: int = Field(ge=0, le=999, description="lowest training timestep drawn (0: all)")
     max_timestep: int = Field(ge=1, le=1000, description="training timesteps are drawn below this (1000: all)")
     noise_offset: float = Field(ge=0, le=1, description="offset noise strength; 0 turns it off, ~0.03 helps very dark or bright images")
-    masked_loss: Literal["none", "alpha", "file"] = Field(description="loss mask per image: none | alpha (transparency) | file (<stem>-masklabel.png beside the dataset image)")
+    masked_loss: Literal["none", "alpha", "file", "face"] = Field(description="loss mask per image: none | alpha (transparency) | file (<stem>-masklabel.png beside the dataset image) | face (01_dataset's faces)")
     mask_outside_weight: float = Field(ge=0, le=1, description="loss weight outside the mask (inside: 1); OneTrainer uses 0.1, 0 ignores the rest")
     seed: int = Field(ge=0, le=2**32 - 1, description="seed for init, data order, noise and timesteps")
     checkpoint_every: int = Field(ge=1, description="save a checkpoint every N optimizer steps")
