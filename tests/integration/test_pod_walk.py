@@ -60,6 +60,7 @@ def user_data(pod: dict) -> None:
     """Photos, prompts, a picture to fix and notes, where pod.yaml (and the README) put them."""
     make_demo_images(pod["01_dataset"]["source_dir"])
     shutil.copy(ROOT / "params" / "prompts-demo.csv", pod["06_batch_generation"]["prompts_file"])
+    shutil.copy(ROOT / "params" / "video-prompts-demo.csv", pod["08_video"]["prompts_file"])  # start images: 06's batch
     picture = sorted(Path(pod["01_dataset"]["source_dir"]).rglob("*.png"))[0]
     dest = Path(pod["05_inpainting"]["image"])
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -103,7 +104,7 @@ def test_the_pod_profile_runs_every_notebook(walk):
     assert proc.returncode == 0, log[-4000:]
     (run_dir,) = (out / "runs").iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["ok"] and len(summary["notebooks"]) == 8
+    assert summary["ok"] and len(summary["notebooks"]) == 9
     assert "health gate: " in log and "0 FAIL" in log and "[03_training cell " in log
 
 
