@@ -230,3 +230,17 @@ def test_cli_models_exit_codes(tmp_path, served, capsys):
     assert "downloaded" in capsys.readouterr().out
     assert main([*args, "--set", f"models_manifest={bad}"]) == 1
     assert "failed" in capsys.readouterr().out
+
+
+def test_the_commented_wan_entries_load_once_uncommented_and_are_the_workflows_files(tmp_path):
+    """The Wan2.2 block of models-pod.yaml, uncommented as its comment says: valid entries, real sha256 and size,
+    and exactly the files the 08_video workflow's loaders name."""
+    text = (repo_root() / "params" / "models-pod.yaml").read_text(encoding="utf-8")
+    block = text[text.index("  # - name: Wan2.2 I2V A14B high-noise"):text.index("  # For 24 GB cards")]
+    entries = yaml.safe_load("\n".join(line.replace("  # ", "  ", 1) for line in block.splitlines()))
+    path = tmp_path / "wan.yaml"
+    path.write_text(yaml.safe_dump({"models": entries}), encoding="utf-8")
+    loaded = load_manifest(path, tmp_path / "models")
+    assert len(loaded) == 4 and all(len(e.sha256) == 64 and e.size for e in loaded)
+    workflow = (repo_root() / "pistachio_nb" / "workflows" / "wan22_i2v_14b.json").read_text(encoding="utf-8")
+    assert all(f'"{e.dest.name}"' in workflow for e in loaded)
