@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Each module adds its own verbs with `add_commands(subparsers)`; it must import only argparse-level
 # code at top level (heavy imports inside the handlers) so that `pistachio --help` stays fast.
-COMMAND_MODULES = (".setup_cli", ".serve.cli", ".comfy.cli", ".knowledge.cli", ".pod.pod_cli", ".pod.cli")  # health, models, workflows pull, watchdog; serve; publish-lora; knowledge apply/skills; pod lock/verify/start; lab
+COMMAND_MODULES = (".setup_cli", ".serve.cli", ".comfy.cli", ".knowledge.cli", ".pod.pod_cli", ".pod.cli", ".training.lora_cli")  # health, models, workflows pull, watchdog; serve; publish-lora; knowledge apply/skills; pod lock/verify/start; lab; lora resize/merge
 
 
 DESCRIPTION = ("Run the Pistachio notebooks headless (cron, pod start hooks) or prepare them for JupyterLab, "
