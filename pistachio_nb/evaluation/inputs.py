@@ -16,6 +16,7 @@ from ..errors import InputDataError
 from ..files import read_jsonl
 
 KOHYA_PREFIXES = ("lora_unet_", "lora_te")  # kohya / ComfyUI key names (A1111, civitai read the same)
+EMA_NAME = re.compile(r"-ema(-step-\d+)?$")  # 03_training's EMA exports: <name>-ema-step-00000100, <name>-ema
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ def find_checkpoints(workspace: Path, pattern: str) -> list[Checkpoint]:
         )
     found = sorted((Checkpoint(p.stem, step, p) for p, step in ((p, checkpoint_step(p)) for p in kohya)),
                    key=lambda c: c.step)
-    steps = [c.step for c in found]
-    dupes = sorted({s for s in steps if steps.count(s) > 1})
+    steps = [(c.step, bool(EMA_NAME.search(c.name))) for c in found]  # 03_training's EMA copy is a checkpoint of its own
+    dupes = sorted({s for s, ema in steps if steps.count((s, ema)) > 1})
     if dupes:
         raise InputDataError(
             f"checkpoints_glob {pattern!r} matched several files for step(s) {dupes}",

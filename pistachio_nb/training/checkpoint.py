@@ -1,4 +1,4 @@
-"""Resumable training states: LoRA weights, optimizer, LR schedule, every RNG and the data position.
+"""Resumable training states: LoRA weights, optimizer, LR schedule, EMA, every RNG and the data position.
 
 A state folder is written whole or not at all (temp folder, then rename). Resuming restores all of
 it, so N steps in one run and N/2 + N/2 across a restart give the same weights.
@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from ..dirs import atomic_dir
 from ..errors import InputDataError
 from ..files import read_json, write_json
+from .ema import AdapterEma
 from .export import lora_state_dicts
 
 STATE_DIR = re.compile(r"^step-(\d{8})$")
@@ -60,13 +61,14 @@ def state_path(root: Path, step: int) -> Path:
 
 
 def save_state(root: Path, pipe, optimizer, lr_scheduler, rng: RngState, progress: Progress, params: dict,
-               info: dict | None = None) -> Path:  # fmt: skip
-    """Write `root/step-XXXXXXXX/` atomically: lora.safetensors, state.pt, params.json, checkpoint.json (`info`)."""
+               info: dict | None = None, ema: AdapterEma | None = None) -> Path:  # fmt: skip
+    """Write `root/step-XXXXXXXX/` atomically: lora.safetensors, state.pt (with the EMA), params.json, checkpoint.json (`info`)."""
     with atomic_dir(state_path(root, progress.step)) as tmp:
         flat = {f"{c}::{k}": v for c, state in lora_state_dicts(pipe).items() for k, v in state.items()}
         save_file(flat, tmp / "lora.safetensors")
         torch.save({"optimizer": optimizer.state_dict(), "lr_scheduler": lr_scheduler.state_dict(),
-                    "rng": rng.dump(), "progress": asdict(progress)}, tmp / "state.pt")  # fmt: skip
+                    "rng": rng.dump(), "progress": asdict(progress),
+                    "ema": ema.state_dict() if ema else None}, tmp / "state.pt")  # fmt: skip
         write_json(tmp / "params.json", params)
         write_json(tmp / CHECKPOINT_INFO, info or {})
     return state_path(root, progress.step)
@@ -94,8 +96,10 @@ def find_state(root: Path, resume: str) -> Path | None:
     return path
 
 
-def load_state(path: Path, pipe, optimizer, lr_scheduler, rng: RngState) -> Progress:
-    """Restore LoRA weights, optimizer, LR schedule and RNG from a state folder; returns the progress."""
+def load_state(path: Path, pipe, optimizer, lr_scheduler, rng: RngState, ema: AdapterEma | None = None) -> Progress:
+    """Restore LoRA weights, optimizer, LR schedule, RNG and EMA from a state folder; returns the progress.
+
+    A state saved without EMA restarts `ema` from the restored weights (EMA switched on mid-run)."""
     flat = load_file(path / "lora.safetensors")
     for component in {k.split("::", 1)[0] for k in flat}:
         state = {k.split("::", 1)[1]: v for k, v in flat.items() if k.startswith(component + "::")}
@@ -104,6 +108,10 @@ def load_state(path: Path, pipe, optimizer, lr_scheduler, rng: RngState) -> Prog
     optimizer.load_state_dict(saved["optimizer"])
     lr_scheduler.load_state_dict(saved["lr_scheduler"])
     rng.load(saved["rng"])
+    if ema is not None and saved.get("ema"):
+        ema.load_state_dict(saved["ema"])
+    elif ema is not None:
+        ema.restart()
     return Progress(**saved["progress"])
 
 
@@ -120,7 +128,7 @@ def stale_temps(out: Path, output_name: str) -> list[Path]:
     """Temp files and folders a killed training process left in `out` (only names this package writes there)."""
     name = re.escape(output_name)
     patterns = {  # folder -> full-name patterns of atomic_dir/atomic_path temps, replace_dir and prune_states leftovers
-        out: [rf"\.{name}(-step-\d{{8}})?\.safetensors(\.params\.json)?{_TMP}",
+        out: [rf"\.{name}(-ema)?(-step-\d{{8}})?\.safetensors(\.params\.json)?{_TMP}",
               rf"\.(checkpoints\.jsonl|metrics\.csv|validation\.csv){_TMP}"],
         out / "state": [_STEP + _TMP, rf"{_STEP}\.deleting", rf"{_STEP}\.old-\d+"],
         out / "diffusers": [_STEP + _TMP, rf"{_STEP}\.old-\d+"],

@@ -1,4 +1,4 @@
-"""`train_lora`: validated config -> LoRA checkpoints (kohya + diffusers), curves, samples, resumable states.
+"""`train_lora`: validated config -> LoRA checkpoints (kohya + diffusers, + EMA), curves, samples, resumable states.
 
 Runs under accelerate, so `accelerate launch` spreads it over several GPUs with no code change;
 only the main process writes files.
@@ -25,6 +25,7 @@ from ..paths import resolve
 from .captions import CaptionPolicy
 from .checkpoint import Progress, RngState, load_state, prune_states, remove_stale_temps, save_state, saved_info
 from .data import DatasetInfo, Example, epoch_batches, fingerprint, tag_frequency
+from .ema import AdapterEma
 from .export import DIFFUSERS_LOADS, adapter_configs, base_weights, lora_state_dicts, network_info, save_diffusers, save_kohya
 from .features import Featurizer
 from .logs import TrainLog
@@ -60,6 +61,7 @@ class Run:
     out: Path
     total_steps: int
     started_at: str
+    ema: AdapterEma | None  # the adapters' EMA, None when ema_decay is 0
 
 
 def model_identity(ref: str) -> str:
@@ -119,10 +121,11 @@ def setup_run(p: TrainingParams, data: DatasetInfo, out: Path) -> Run:
                             p.train_text_encoder, rng.python,
                             tuple(models[1:]) or None, masks)  # fmt: skip
     started = datetime.now(UTC).isoformat(timespec="seconds")
+    ema = AdapterEma.of(trainable_parameters(trained), p.ema_decay, p.ema_device) if p.ema_decay else None
     loss = LossOptions(p.noise_offset, p.min_snr_gamma, p.debiased_estimation, p.loss_type, p.huber_schedule, p.huber_c,
                        p.min_timestep, p.max_timestep)  # fmt: skip
     return Run(p, accelerator, pipe, noise_scheduler, trained, models, optimizer, lr_scheduler, rng, featurizer, loss,
-               data, classes, out, steps, started)  # fmt: skip
+               data, classes, out, steps, started, ema)  # fmt: skip
 
 
 def _micro_loss(run: Run, examples: list[Example], step: int) -> torch.Tensor:
@@ -146,6 +149,8 @@ def _optimizer_step(run: Run, group: list[list[int]], step: int) -> float:
     if run.p.max_grad_norm > 0:
         run.accelerator.clip_grad_norm_(trainable_parameters(run.trained), run.p.max_grad_norm)
     run.optimizer.step()
+    if run.ema:
+        run.ema.update()
     run.lr_scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
     return total
@@ -188,34 +193,46 @@ def _checkpoint(run: Run, progress: Progress, val_loss: float | None, train_loss
     p = run.p
     saved = {**p.model_dump(mode="json"), "dataset_fingerprint": fingerprint(run.data.train)}
     info = {"train_loss": train_loss, "val_loss": val_loss, "started_at": run.started_at}
-    save_state(run.out / "state", run.pipe, run.optimizer, run.lr_scheduler, run.rng, progress, saved, info)
+    save_state(run.out / "state", run.pipe, run.optimizer, run.lr_scheduler, run.rng, progress, saved, info, run.ema)
     prune_states(run.out / "state", p.keep_checkpoints)
     with eval_weights(run.optimizer):
         return _export(run, progress, val_loss, train_loss, run.started_at)
 
 
+def _save_kohya(run: Run, dest: Path, states: dict, info: dict, step: int) -> Path:
+    """One kohya file of `states` (the weights the model holds now) with its params sidecar."""
+    p = run.p
+    path = save_kohya(dest, states, p.rank, p.alpha, WEIGHT_DTYPE[p.mixed_precision], info, base_weights(run.pipe, states))
+    write_sidecar(path, p, step=step)
+    return path
+
+
 def _export(run: Run, progress: Progress, val_loss: float | None, train_loss: float, started_at: str) -> dict:
-    """Both LoRA formats and the sample images of the current weights; returns the manifest row.
+    """Both LoRA formats and the sample images of the current weights, the EMA's kohya file; returns the manifest row.
 
     Leaves every RNG as it found it, so training after a resume that redoes this step's exports
     continues exactly as after an uninterrupted save.
     """
     p, out, name = run.p, run.out, f"step-{progress.step:08d}"
     rng = run.rng.dump()
-    states, dtype = lora_state_dicts(run.pipe), WEIGHT_DTYPE[p.mixed_precision]
+    states = lora_state_dicts(run.pipe)
     info = {**_ss_info(run, progress), "training_started_at": started_at}
-    kohya = save_kohya(out / f"{p.output_name}-{name}.safetensors", states, p.rank, p.alpha, dtype, info,
-                       base_weights(run.pipe, states))  # fmt: skip
-    write_sidecar(kohya, p, step=progress.step)
+    kohya = _save_kohya(run, out / f"{p.output_name}-{name}.safetensors", states, info, progress.step)
+    ema = None
+    if run.ema:
+        with run.ema.held():
+            ema = _save_kohya(run, out / f"{p.output_name}-ema-{name}.safetensors", lora_state_dicts(run.pipe),
+                              {**info, "ema_decay": p.ema_decay}, progress.step)  # fmt: skip
     diffusers_dir = None
     if p.network_type in DIFFUSERS_LOADS:
-        diffusers_dir = save_diffusers(out / "diffusers" / name, states, adapter_configs(run.pipe), dtype)
+        diffusers_dir = save_diffusers(out / "diffusers" / name, states, adapter_configs(run.pipe),
+                                       WEIGHT_DTYPE[p.mixed_precision])  # fmt: skip
     prompts = [fill_prompt(x, run.data.trigger) for x in p.sample_prompts]
     samples = sample_images(run.pipe, prompts, p.sample_seeds, p.resolution, p.sample_steps, p.sample_guidance,
                             out / "samples" / name)  # fmt: skip
     run.rng.load(rng)
     return {"step": progress.step, "epoch": progress.epoch, "kohya": str(kohya),
-            "diffusers": str(diffusers_dir) if diffusers_dir else None,
+            "diffusers": str(diffusers_dir) if diffusers_dir else None, "ema": str(ema) if ema else None,
             "train_loss": train_loss, "val_loss": val_loss, "samples": samples}  # fmt: skip
 
 
@@ -246,7 +263,7 @@ def resume_or_start(run: Run, state: Path | None) -> Progress:
         remove_stale_temps(run.out, run.p.output_name)
     if state is None and main:
         archive_previous_run(run.out)
-    progress = load_state(state, run.pipe, run.optimizer, run.lr_scheduler, run.rng) if state else Progress()
+    progress = load_state(state, run.pipe, run.optimizer, run.lr_scheduler, run.rng, run.ema) if state else Progress()
     if not main:
         return progress
     rows = [r for r in read_jsonl(run.out / MANIFEST) if r["step"] <= progress.step] if state else []

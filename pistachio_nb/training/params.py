@@ -45,6 +45,8 @@ class TrainingParams(NotebookParams):
     prodigy_d_coef: float = Field(gt=0, le=10, description="prodigy: multiplier of its estimated step size (1: as estimated)")
     prodigy_safeguard_warmup: bool = Field(description="prodigy: keep the step-size estimate stable during LR warmup")
     prodigy_any_lr: bool = Field(description="prodigy: accept learning rates far from 1 (it expects ~1)")
+    ema_decay: float = Field(ge=0, le=0.99999, description="EMA of the LoRA weights, exported as <name>-ema-step-*; 0 turns it off, 0.999 averages up to ~1000 steps")
+    ema_device: Literal["cpu", "device"] = Field(description="where the EMA copy lives: cpu (no VRAM) | device (beside the weights, faster)")
     max_grad_norm: float = Field(ge=0, description="gradient clipping norm; 0 turns it off")
     min_snr_gamma: float = Field(ge=0, description="min-SNR loss weighting gamma; 0 turns it off, 5 is typical")
     debiased_estimation: bool = Field(description="weight the loss by 1/sqrt(SNR) (Yu et al. 2024); not with min_snr_gamma")
@@ -109,6 +111,9 @@ def _training_contradictions(p: TrainingParams) -> list[tuple[bool, str]]:
          "huber_schedule set with loss_type 'l2': the schedule shapes huber/smooth_l1 only (leave it 'snr')"),
         (p.optimizer == "schedulefree_adamw" and p.lr_scheduler != "constant",
          "optimizer 'schedulefree_adamw' replaces the LR schedule: set lr_scheduler 'constant' (lr_warmup_steps is its warmup)"),
+        (0 < p.ema_decay < 0.9, "ema_decay below 0.9 averages only the last few steps: use 0 (off) or 0.9-0.99999, e.g. 0.999"),
+        (p.ema_decay > 0 and p.optimizer == "schedulefree_adamw",
+         "ema_decay with optimizer 'schedulefree_adamw': it already averages its weights (those are exported): set ema_decay 0"),
         (p.train_text_encoder and p.text_encoder_lr == 0, "train_text_encoder needs text_encoder_lr > 0"),
         (p.lr_scheduler == "constant" and p.lr_warmup_steps > 0 and p.optimizer != "schedulefree_adamw",
          "lr_warmup_steps > 0 with lr_scheduler 'constant' (use 'constant_with_warmup')"),

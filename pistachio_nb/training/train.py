@@ -36,11 +36,13 @@ class TrainResult:
     vram: VramPlan
     checkpoints: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # what was warned before training (upscaling, VRAM)
+    final_ema: Path | None = None  # `<name>-ema.safetensors`, the last EMA export, when ema_decay > 0
 
     def summary(self) -> pd.DataFrame:
-        """One row per checkpoint: step, losses and the two exported files."""
+        """One row per checkpoint: step, losses and the exported files (the EMA's when there is one)."""
         cols = ["step", "epoch", "train_loss", "val_loss", "kohya", "diffusers"]
-        return pd.DataFrame([{k: r[k] for k in cols} for r in self.checkpoints], columns=cols)
+        cols += ["ema"] if any(r.get("ema") for r in self.checkpoints) else []
+        return pd.DataFrame([{k: r.get(k) for k in cols} for r in self.checkpoints], columns=cols)
 
 
 def dataset_summary(p: TrainingParams) -> pd.DataFrame:
@@ -101,8 +103,12 @@ def train_lora(p: TrainingParams) -> TrainResult:
     run.accelerator.wait_for_everyone()
     rows = read_jsonl(out / MANIFEST)
     final = out / f"{p.output_name}.safetensors"
+    final_ema = out / f"{p.output_name}-ema.safetensors" if rows[-1].get("ema") else None
     if main:
-        with atomic_path(final) as tmp:
-            shutil.copyfile(rows[-1]["kohya"], tmp)
-        write_sidecar(final, p, step=rows[-1]["step"])
-    return TrainResult(out, final, progress.step, run.total_steps, state, time.perf_counter() - t0, vram, rows, notes)
+        for source, dest in ((rows[-1]["kohya"], final), (rows[-1].get("ema"), final_ema)):
+            if source:
+                with atomic_path(dest) as tmp:
+                    shutil.copyfile(source, tmp)
+                write_sidecar(dest, p, step=rows[-1]["step"])
+    return TrainResult(out, final, progress.step, run.total_steps, state, time.perf_counter() - t0, vram, rows, notes,
+                       final_ema)  # fmt: skip
