@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import typing
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from pistachio_nb.errors import ParamsError
-from pistachio_nb.training import train_lora
+from pistachio_nb.training import TrainingParams, train_lora
 from pistachio_nb.training import checkpoint as ckpt
 from pistachio_nb.training.data import load_dataset
 from pistachio_nb.training.logs import TrainLog
@@ -24,13 +25,19 @@ def _final_weights(result) -> dict[str, torch.Tensor]:
     return load_file(result.final_lora)
 
 
-def test_resume_gives_the_same_weights_as_one_run(tmp_path):
+OPTIMIZERS = typing.get_args(TrainingParams.model_fields["optimizer"].annotation)  # all run on CPU
+OPTIMIZER_SETTINGS = {"prodigy": {"unet_lr": 1.0}}  # the LR prodigy expects; the others keep the demo's
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_resume_gives_the_same_weights_as_one_run(tmp_path, optimizer):
     for name in "ab":
         write_tiny_dataset(tmp_path / name / "dataset")
-    straight = train_lora(training_params(tmp_path / "a", max_steps=4, checkpoint_every=2))
-    first = train_lora(training_params(tmp_path / "b", max_steps=2, checkpoint_every=2))
+    chosen = {"optimizer": optimizer, **OPTIMIZER_SETTINGS.get(optimizer, {})}
+    straight = train_lora(training_params(tmp_path / "a", max_steps=4, checkpoint_every=2, **chosen))
+    first = train_lora(training_params(tmp_path / "b", max_steps=2, checkpoint_every=2, **chosen))
     assert first.steps_done == 2
-    second = train_lora(training_params(tmp_path / "b", max_steps=4, checkpoint_every=2, resume="latest"))
+    second = train_lora(training_params(tmp_path / "b", max_steps=4, checkpoint_every=2, resume="latest", **chosen))
     assert second.resumed_from is not None and second.resumed_from.name == "step-00000002"
     a, b = _final_weights(straight), _final_weights(second)
     assert a.keys() == b.keys()
