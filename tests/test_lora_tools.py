@@ -16,7 +16,7 @@ from pistachio_nb.errors import InputDataError
 from pistachio_nb.lora import load_lora, set_lora_scale
 from pistachio_nb.models import load_sdxl_pipeline
 from pistachio_nb.training.export import lora_state_dicts, network_info, save_kohya
-from pistachio_nb.training.lora_merge import TE1, TE2, UNET, merge_lora
+from pistachio_nb.training.lora_merge import TE1, TE2, UNET, Target, checkpoint_targets, merge_lora
 from pistachio_nb.training.lora_tools import read_kohya, resize_lora
 
 LINEAR, CONV = "lora_unet_down_blocks_1_attentions_0_proj_in", "lora_unet_down_blocks_0_resnets_0_conv1"
@@ -158,14 +158,38 @@ def openclip_state(te2) -> dict:
     return out
 
 
+def ldm_unet(unet) -> dict:
+    """The UNet's weights under single-file (LDM) keys, checked by converting back with diffusers."""
+    state, config = unet.state_dict(), unet.config
+    up_attention = {i for i, kind in enumerate(config.up_block_types) if "CrossAttn" in kind}
+    out = {UNET + ldm_unet_key(k, config.layers_per_block, up_attention): v for k, v in state.items()}
+    back = convert_ldm_unet_checkpoint(out, dict(config))
+    assert back.keys() == state.keys() and all(torch.equal(back[k], state[k]) for k in state)  # the test's layout is SDXL's
+    return out
+
+
+def test_unet_names_match_an_sdxl_shaped_unet():
+    """SDXL's shape (3 levels, 2 res blocks each, 1/2/10-deep transformers: here 1/2/3), tiny channels."""
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel(
+        block_out_channels=(16, 32, 32), layers_per_block=2, norm_num_groups=8, attention_head_dim=(2, 4, 4),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"), transformer_layers_per_block=(1, 2, 3),
+        cross_attention_dim=32, use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=6 * 8 + 16,
+    )  # fmt: skip
+    ldm = ldm_unet(unet)
+    targets = checkpoint_targets(ldm)
+    by_weight = {v: k for k, v in zip(unet.state_dict(), ldm)}  # LDM key -> diffusers key
+    for key in (k for k in ldm if k.endswith(".weight")):
+        assert targets["lora_unet_" + by_weight[key][: -len(".weight")].replace(".", "_")] == Target(key)
+        assert targets["lora_unet_" + key[len(UNET) : -len(".weight")].replace(".", "_")] == Target(key)  # kohya sd-scripts' names
+
+
 def tiny_checkpoint(pipe) -> dict:
     """The tiny SDXL pipeline as one ComfyUI-layout state dict (UNet, both text encoders, VAE passed through)."""
-    unet, config = pipe.unet.state_dict(), pipe.unet.config
-    up_attention = {i for i, kind in enumerate(config.up_block_types) if "CrossAttn" in kind}
-    ldm = {ldm_unet_key(k, config.layers_per_block, up_attention): v for k, v in unet.items()}
-    back = convert_ldm_unet_checkpoint({UNET + k: v for k, v in ldm.items()}, dict(config))
-    assert back.keys() == unet.keys() and all(torch.equal(back[k], unet[k]) for k in unet)  # the test's layout is SDXL's
-    out = {UNET + k: v for k, v in ldm.items()}
+    out = ldm_unet(pipe.unet)
     out |= {TE1 + "text_model." + k: v for k, v in pipe.text_encoder.state_dict().items()}  # SDXL files keep text_model.
     out |= {TE2 + k: v for k, v in openclip_state(pipe.text_encoder_2).items()}
     return out | {"first_stage_model." + k: v for k, v in pipe.vae.state_dict().items()}

@@ -45,7 +45,8 @@ def add_commands(sub) -> None:
     resize.add_argument("dest", help="the new .safetensors file (never the input)")
     resize.add_argument("--rank", type=int, required=True, help="the new rank (with --energy: the largest allowed)")
     resize.add_argument("--energy", type=float, default=None,
-                        help="per module, the smallest rank keeping this share of sigma^2 (e.g. 0.9), at most --rank")
+                        help="per module, the smallest rank keeping this share of sigma^2 (e.g. 0.9), at most --rank; "
+                             "kohya's sv_fro F is energy F*F")
     resize.set_defaults(func=cmd_resize)
 
     merge = verbs.add_parser("merge", help="merge a kohya LoRA into a single-file SDXL checkpoint for ComfyUI")

@@ -110,10 +110,17 @@ def kept_rank(sigma: torch.Tensor, rank: int, energy: float | None) -> int:
     return min(rank, int((share < energy - 1e-7).sum()) + 1, len(sigma))
 
 
+def low_rank_svd(module: Module) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """SVD of dW = up @ down * alpha / rank through QR of each factor: an r x r SVD instead of out x in (exact)."""
+    q_up, r_up = torch.linalg.qr(module.up.flatten(1).double())
+    q_down, r_down = torch.linalg.qr(module.down.flatten(1).double().T)
+    u, sigma, vh = torch.linalg.svd(r_up @ r_down.T * (module.alpha / module.rank))
+    return q_up @ u, sigma, vh @ q_down.T
+
+
 def resize_module(module: Module, rank: int, energy: float | None = None) -> ResizedModule:
     """Truncated SVD of the module's dW, split as sqrt(sigma) into up and down, with alpha = the new rank (scale 1)."""
-    delta = module.delta().double()
-    u, sigma, vh = torch.linalg.svd(delta, full_matrices=False)
+    u, sigma, vh = low_rank_svd(module)
     k = kept_rank(sigma, rank, energy)
     root = sigma[:k].sqrt()
     up = (u[:, :k] * root).float().reshape(module.up.shape[0], k, *[1] * (module.up.dim() - 2))
