@@ -199,3 +199,12 @@ def test_a_lora_for_another_model_fails_naming_the_file(result, tmp_path):
     todo = plan_grid([Checkpoint("other", 5, bad)], plan.prompts.iloc[:1], [1], [1.0], plan.settings, tmp_path)
     with pytest.raises(ModelLoadError, match="other-step-5.safetensors"):
         generate_grid(todo, plan.settings)
+
+
+def test_metric_figure_draws_raw_and_ema_checkpoints_as_separate_lines():
+    summary = pd.DataFrame({"checkpoint": ["base", "c-step-1", "c-ema-step-1", "c-step-2", "c-ema-step-2"],
+                            "step": [0, 1, 1, 2, 2], "scale": [0.0, 1.0, 1.0, 1.0, 1.0],
+                            "path": [None, "a", "b", "c", "d"], "clip_t": [0.2, 0.3, 0.31, 0.35, 0.33]})
+    ax = next(a for a in metric_figure(summary).axes if "CLIP-T" in a.get_title())
+    lines = {line.get_label(): list(line.get_ydata()) for line in ax.get_lines() if line.get_label().startswith("scale")}
+    assert lines == {"scale 1": [0.3, 0.35], "scale 1 EMA": [0.31, 0.33]}

@@ -61,6 +61,10 @@ def test_resize_keeps_the_energy_the_full_svd_predicts(tmp_path):
         assert float(error) == pytest.approx(float((sigma[3:] ** 2).sum().sqrt()), rel=1e-4)
         kept, total = kept + float((sigma[:3] ** 2).sum()), total + float((sigma**2).sum())
     assert result.energy == pytest.approx(kept / total, rel=1e-6)
+    [row] = result.summary()
+    assert row | {"energy": 0} == {"part": "unet", "modules": 2, "rank_before": "8", "rank_after": "3", "energy": 0,
+                                   "lowest_energy": round(min(r.energy for r in result.modules.values()), 4)}  # fmt: skip
+    assert row["energy"] == pytest.approx(result.energy, abs=1e-4)
     meta = safe_open(str(tmp_path / "small.safetensors"), "pt").metadata()
     assert meta["ss_network_dim"] == meta["ss_network_alpha"] == "3" and meta["ss_trigger"] == "ohwx"
     assert json.loads(meta["pistachio_resize"])["energy_kept"] == pytest.approx(result.energy, abs=1e-6)
@@ -209,7 +213,7 @@ def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("merge")
     pipe = load_sdxl_pipeline("tiny:sdxl", "cpu")
     save_file(tiny_checkpoint(pipe), str(folder / "tiny-sdxl.safetensors"), metadata={"modelspec.title": "tiny"})
-    g = torch.Generator().manual_seed(0)
+    g = torch.manual_seed(0)  # peft draws lora_A from the global generator: the same file every run
     pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=8, target_modules=["to_q", "to_k", "to_v", "to_out.0", "conv1", "proj_in"]))
     te = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"])
     pipe.text_encoder.add_adapter(te)
@@ -256,7 +260,10 @@ def test_cli_resize_and_merge(files, tmp_path):
     run = lambda *args: subprocess.run([*cli, *map(str, args)], capture_output=True, text=True, timeout=300)  # noqa: E731
     done = run("resize", files / "char.safetensors", tmp_path / "r2.safetensors", "--rank", "2")
     assert done.returncode == 0, done.stderr
-    assert "rank_before  rank_after  energy" in done.stdout and "energy kept" in done.stdout
+    header, *rows = done.stdout.splitlines()[:-1]
+    assert header.split() == ["part", "modules", "rank_before", "rank_after", "energy", "lowest_energy"]
+    assert sorted(r.split()[0] for r in rows) == ["te1", "te2", "unet"] and all(r.split()[2:4] == ["4", "2"] for r in rows)
+    assert "energy kept" in done.stdout.splitlines()[-1]
     assert read_kohya(tmp_path / "r2.safetensors").rank == 2
     done = run("resize", files / "char.safetensors", tmp_path / "r9.safetensors", "--rank", "9")
     assert done.returncode == 1 and "char.safetensors" in done.stderr and "fix: give --rank between 1 and 3" in done.stderr

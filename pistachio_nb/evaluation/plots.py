@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from ..display import image_grid
+from .inputs import EMA_NAME
 
 PANELS = {  # column -> (title, how to read it)
     "identity": ("face identity (cosine)", "higher = more like the held-out faces"),
@@ -37,13 +38,17 @@ def grid_figure(grid: pd.DataFrame, seed: int, scale: float | None = None):
 
 
 def metric_figure(summary: pd.DataFrame, recommended_step: int | None = None):
-    """One small panel per metric against training step, one line per LoRA scale; the pick as a dashed line."""
+    """One small panel per metric against training step, one line per LoRA scale (and per raw / EMA series, so the
+    two kinds of checkpoint at one step are two lines, not a zigzag); the pick as a dashed line."""
     panels = [c for c in PANELS if c in summary and summary[c].notna().any()]
     cols = 3
     fig, axes = plt.subplots((len(panels) + cols - 1) // cols, cols, figsize=(4 * cols, 2.8 * ((len(panels) + cols - 1) // cols)), squeeze=False)
     for ax, column in zip(axes.flat, panels):
-        for scale, part in summary[summary["path"].notna()].groupby("scale"):
-            ax.plot(part["step"], part[column], marker="o", label=f"scale {scale:g}")
+        trained = summary[summary["path"].notna()]
+        ema = trained["checkpoint"].str.contains(EMA_NAME)
+        for (is_ema, scale), part in trained.groupby([ema, "scale"]):
+            ax.plot(part["step"], part[column], marker="s" if is_ema else "o", ls="--" if is_ema else "-",
+                    label=f"scale {scale:g}{' EMA' if is_ema else ''}")
         base = summary[summary["path"].isna()]
         if len(base) and base[column].notna().any():
             ax.axhline(base[column].iloc[0], color="grey", lw=0.8, label="base model")

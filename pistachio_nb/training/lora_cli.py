@@ -16,11 +16,11 @@ def print_rows(rows: list[dict]) -> None:
 
 
 def cmd_resize(args: argparse.Namespace) -> int:
-    """Resize, then print rank before/after and energy kept per module and overall."""
+    """Resize, then print rank before/after and energy kept per part (unet, te1, te2) and overall."""
     from .lora_tools import resize_lora
 
     result = resize_lora(args.src, args.dest, args.rank, args.energy)
-    print_rows(result.table())
+    print_rows(result.summary())
     print(f"wrote {result.path}: energy kept {result.energy:.4f} overall")
     return EXIT_OK
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,6 +129,13 @@ def resize_module(module: Module, rank: int, energy: float | None = None) -> Res
     return ResizedModule(Module(down, up, float(k)), module.rank, float((sigma[:k] ** 2).sum()), float((sigma**2).sum()))
 
 
+def energy_kept(results: Iterable[ResizedModule]) -> float:
+    """Kept over total sigma^2, summed over modules: the whole LoRA's share of energy kept."""
+    results = list(results)
+    total = sum(r.total for r in results)
+    return sum(r.kept for r in results) / total if total else 1.0
+
+
 @dataclass
 class ResizeResult:
     """What `resize_lora` wrote: the file, each module's result, and the overall energy kept."""
@@ -138,13 +146,26 @@ class ResizeResult:
     @property
     def energy(self) -> float:
         """The share of all modules' energy kept (each module weighted by its own sum of sigma^2)."""
-        total = sum(r.total for r in self.modules.values())
-        return sum(r.kept for r in self.modules.values()) / total if total else 1.0
+        return energy_kept(self.modules.values())
 
     def table(self) -> list[dict]:
         """One row per module: name, rank before and after, energy kept."""
         return [{"module": n, "rank_before": r.rank_before, "rank_after": r.module.rank, "energy": round(r.energy, 6)}
                 for n, r in self.modules.items()]  # fmt: skip
+
+    def summary(self) -> list[dict]:
+        """One row per part (unet, te1, te2): modules, ranks before and after, energy kept overall and at worst."""
+        parts: dict[str, list[ResizedModule]] = {}
+        for name, r in self.modules.items():
+            parts.setdefault(name.split("_")[1], []).append(r)
+        return [{"part": part, "modules": len(rs), "rank_before": _span(r.rank_before for r in rs),
+                 "rank_after": _span(r.module.rank for r in rs), "energy": round(energy_kept(rs), 4),
+                 "lowest_energy": round(min(r.energy for r in rs), 4)} for part, rs in parts.items()]  # fmt: skip
+
+
+def _span(values) -> str:
+    values = sorted(set(values))
+    return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
 
 
 def resize_lora(src: str | Path, dest: str | Path, rank: int, energy: float | None = None) -> ResizeResult:
