@@ -47,3 +47,10 @@ def test_network_type_must_agree_with_the_layers_it_adapts(tmp_path):
     assert "locon" in err.value.fix
     with pytest.raises(ParamsError, match="'locon' with no Conv2d layer"):
         vram_plan(training_params(tmp_path, network_type="locon", target_modules=["to_q"]))
+
+
+def test_an_ema_copy_on_the_gpu_is_counted_and_one_on_the_cpu_is_not():
+    cpu = plan_vram(POD_COUNTS, cache_latents=True, cache_text_embeddings=True, **POD)
+    gpu = plan_vram(POD_COUNTS, cache_latents=True, cache_text_embeddings=True, ema_on_gpu=True, **POD)
+    assert gpu.total_gb - cpu.total_gb == pytest.approx(POD_COUNTS["lora_unet"] * 4 / 1024**3, abs=2e-3)
+    assert "EMA copy (fp32)" in set(gpu.table["component"]) - set(cpu.table["component"])

@@ -71,7 +71,7 @@ def vram_plan(p: TrainingParams) -> VramPlan:
         counts, resolution=p.resolution, batch_size=p.batch_size, mixed_precision=p.mixed_precision,
         gradient_checkpointing=p.gradient_checkpointing, cache_latents=p.cache_latents,
         cache_text_embeddings=p.cache_text_embeddings, train_text_encoder=p.train_text_encoder,
-        optimizer=p.optimizer, gpu_gb=gpu_memory_gb(),
+        optimizer=p.optimizer, gpu_gb=gpu_memory_gb(), ema_on_gpu=p.ema_decay > 0 and p.ema_device == "device",
     )  # fmt: skip
 
 

@@ -122,8 +122,9 @@ def check_targets(field: str, targets: list[str], layers: list[tuple[str, torch.
 
 def plan_vram(counts: dict[str, int], *, resolution: int, batch_size: int, mixed_precision: str,
               gradient_checkpointing: bool, cache_latents: bool, cache_text_embeddings: bool,
-              train_text_encoder: bool, optimizer: str, gpu_gb: float | None) -> VramPlan:  # fmt: skip
-    """The memory table for one config; `gpu_gb` None means no GPU to compare with."""
+              train_text_encoder: bool, optimizer: str, gpu_gb: float | None, ema_on_gpu: bool = False) -> VramPlan:  # fmt: skip
+    """The memory table for one config; `gpu_gb` None means no GPU to compare with; `ema_on_gpu` counts an fp32
+    EMA copy of the adapter beside it (ema_device: device; on the CPU it costs no GPU memory)."""
     wbytes = BYTES[mixed_precision]
     if counts["lora_unet"] == 0:
         raise ParamsError("target_modules: the VRAM plan counts 0 LoRA parameters in the UNet: there would be nothing to train",
@@ -141,6 +142,7 @@ def plan_vram(counts: dict[str, int], *, resolution: int, batch_size: int, mixed
         ("VAE (fp32)", counts["vae"] * 4, f"{counts['vae']:,} params x 4 B" + _RESIDENT * cache_latents),
         ("LoRA weights + grads (fp32)", lora * 8, f"{lora:,} params x (4 + 4) B"),
         ("optimizer state", lora * state_bytes, f"{optimizer}: {state_bytes} B per LoRA param"),
+        *([("EMA copy (fp32)", lora * 4, f"{lora:,} params x 4 B (ema_device: device)")] if ema_on_gpu else []),
         ("activations", REF_ACTIVATION_GB[gradient_checkpointing] * act_scale * GB * (wbytes / 2),
          f"{REF_ACTIVATION_GB[gradient_checkpointing]} GB at SDXL 1024px batch 1 fp16, scaled by batch x pixels x UNet size"),
         ("overhead", OVERHEAD_GB * GB, "CUDA context, workspaces, fragmentation"),
