@@ -72,7 +72,7 @@ def leakage_note(summary: pd.DataFrame, leakage_prompts: int, bleed_prompts: int
         if not prompts:
             return f"{what}: not measured (no prompts given)."
         if column not in summary or summary[column].isna().all():
-            return f"{what}: no faces found in its images (or none in the held-out photos), so it is NaN, not a number."
+            return f"{what}: no faces found in its images (or none in the held-out photos), so it is left empty (NaN: not measured)."
         return f"{what}: measured on {int(summary[faces].sum())} faces."
 
     return " ".join((said("Leakage", leakage_prompts, "leak_rate", "other_faces"), said("Concept bleed", bleed_prompts, "bleed", "bleed_faces")))
