@@ -45,7 +45,7 @@ def metric_figure(summary: pd.DataFrame, recommended_step: int | None = None):
     fig, axes = plt.subplots((len(panels) + cols - 1) // cols, cols, figsize=(4 * cols, 2.8 * ((len(panels) + cols - 1) // cols)), squeeze=False)
     for ax, column in zip(axes.flat, panels):
         trained = summary[summary["path"].notna()]
-        ema = trained["checkpoint"].str.contains(EMA_NAME)
+        ema = trained["checkpoint"].map(lambda name: EMA_NAME.search(name) is not None)
         for (is_ema, scale), part in trained.groupby([ema, "scale"]):
             ax.plot(part["step"], part[column], marker="s" if is_ema else "o", ls="--" if is_ema else "-",
                     label=f"scale {scale:g}{' EMA' if is_ema else ''}")
