@@ -5,7 +5,6 @@ import json
 import random
 
 import pytest
-from PIL import Image
 
 from pistachio_nb.dataset import prepare_dataset, report
 from pistachio_nb.dataset.buckets import face_fit, fit_bucket, sdxl_buckets
@@ -15,14 +14,7 @@ from pistachio_nb.evaluation.identity_check import photo_variants, real_people
 from pistachio_testkit.demo_data import draw_scene
 
 from .dataset_helpers import make_params
-
-
-def group_photo(*images: Image.Image) -> Image.Image:
-    row = [im.resize((round(im.width * 600 / im.height), 600)) for im in images]
-    canvas = Image.new("RGB", (sum(im.width for im in row), 600), "white")
-    for i, im in enumerate(row):
-        canvas.paste(im, (sum(r.width for r in row[:i]), 0))
-    return canvas
+from .face_photos import side_by_side
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +31,7 @@ def source(tmp_path_factory, people):
     for row in variants.itertuples():
         row.image.resize((row.image.width * 2, row.image.height * 2)).save(folder / f"hopper_{row.variant}.png")
     people["cameraman"].resize((768, 768)).save(folder / "stranger.png")
-    group_photo(people["hopper"], people["cameraman"]).save(folder / "group.png")
+    side_by_side(people["hopper"], people["cameraman"], height=600).save(folder / "group.png")
     draw_scene(random.Random(3), (512, 512)).save(folder / "drawing.png")  # YuNet sees a 0.64 "face" in it: below MIN_SCORE
     return folder
 

@@ -11,6 +11,8 @@ from pistachio_nb.evaluation.identity_check import pass_share, photo_variants, r
 from pistachio_nb.evaluation.leakage import BLEED, bleed_summary, extra_prompts, leak_counts, leak_summary, leakage_note
 from pistachio_nb.evaluation.recommend import Rule, judge
 
+from .face_photos import side_by_side
+
 THRESHOLD = 0.363  # SFace's published same-person cosine
 KEYS = ["checkpoint", "step", "scale"]
 
@@ -53,15 +55,6 @@ def test_concept_bleed_rises_when_the_class_prompt_draws_the_character(embedder,
                                          identity_score=[0.1, 0.8, 0.8], face_rate=1.0, clip_t=0.3, diversity=0.5, copy_rate=0.0, dino=0.5)
     verdicts, _ = judge(summary, Rule(0.03, 0.1, 0.3, 0.1, leakage_max=0.1, bleed_rise=0.5))
     assert verdicts["verdict"].tolist() == ["ok", "overfit"] and "concept bleed" in verdicts["signs"].iloc[1]
-
-
-def side_by_side(*images: Image.Image) -> Image.Image:
-    """One group photo: the people next to each other at one height."""
-    row = [im.resize((round(im.width * 400 / im.height), 400)) for im in images]
-    canvas = Image.new("RGB", (sum(im.width for im in row), 400), "white")
-    for i, im in enumerate(row):
-        canvas.paste(im, (sum(r.width for r in row[:i]), 0))
-    return canvas
 
 
 def with_face_of(embedder, target: Image.Image, donor: Image.Image) -> Image.Image:

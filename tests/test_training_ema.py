@@ -13,11 +13,8 @@ from pistachio_nb.evaluation.inputs import find_checkpoints
 from pistachio_nb.models import load_sdxl_pipeline
 from pistachio_nb.training import train_lora
 from pistachio_nb.training.checkpoint import stale_temps
-from pistachio_nb.training.data import load_dataset
 from pistachio_nb.training.ema import AdapterEma, step_decay
-from pistachio_nb.training.logs import TrainLog
-from pistachio_nb.training.loop import resume_or_start, run_loop, setup_run
-from tests.training_data import training_params, write_tiny_dataset
+from tests.training_data import train_in_memory, training_params, write_tiny_dataset
 
 EMA = {"ema_decay": 0.999, "unet_lr": 0.01}
 
@@ -51,15 +48,7 @@ def test_ema_settings_that_cannot_work_are_refused(tmp_path):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """The tiny LoRA trained 3 steps with EMA on, a checkpoint after every step, still in memory."""
-    ws = tmp_path_factory.mktemp("ema")
-    write_tiny_dataset(ws / "dataset")
-    p = training_params(ws, max_steps=3, checkpoint_every=1, validation_every=1, **EMA)
-    run = setup_run(p, load_dataset(p.ws.dataset, p.resolution), p.ws.lora)
-    progress = resume_or_start(run, None)
-    log = TrainLog(p.ws.lora, 0)
-    run_loop(run, progress, log)
-    log.close()
-    return run
+    return train_in_memory(tmp_path_factory.mktemp("ema"), max_steps=3, checkpoint_every=1, validation_every=1, **EMA)
 
 
 def _file(run, kind: str, step: int):

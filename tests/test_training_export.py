@@ -12,11 +12,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from pistachio_nb.models import load_sdxl_pipeline
-from pistachio_nb.training.data import load_dataset
 from pistachio_nb.training.export import DIFFUSERS_WEIGHTS, lora_state_dicts, to_kohya
-from pistachio_nb.training.logs import TrainLog
-from pistachio_nb.training.loop import resume_or_start, run_loop, setup_run
-from tests.training_data import training_params, write_tiny_dataset
+from tests.training_data import train_in_memory
 
 TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2"]  # linear and conv adapters
 
@@ -24,16 +21,9 @@ TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2"]  # linear and c
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny LoRA (rank 4, alpha 2, UNet + both text encoders) trained 3 steps, still in memory."""
-    ws = tmp_path_factory.mktemp("export")
-    write_tiny_dataset(ws / "dataset")
-    p = training_params(ws, max_steps=3, checkpoint_every=3, unet_lr=0.01, text_encoder_lr=0.01, rank=4, alpha=2.0,
-                        train_text_encoder=True, cache_text_embeddings=False, target_modules=TARGETS)  # fmt: skip
-    run = setup_run(p, load_dataset(p.ws.dataset, p.resolution), p.ws.lora)
-    progress = resume_or_start(run, None)
-    log = TrainLog(p.ws.lora, 0)
-    run_loop(run, progress, log)
-    log.close()
-    return run
+    return train_in_memory(tmp_path_factory.mktemp("export"), max_steps=3, checkpoint_every=3, unet_lr=0.01,
+                           text_encoder_lr=0.01, rank=4, alpha=2.0, train_text_encoder=True, cache_text_embeddings=False,
+                           target_modules=TARGETS)  # fmt: skip
 
 
 def _image(pipe) -> np.ndarray:

@@ -48,3 +48,19 @@ def training_params(workspace: Path, **overrides):
                   lr_scheduler="constant", resume="")  # fmt: skip
     values.update(overrides)
     return TrainingParams.validate_values(values)
+
+
+def train_in_memory(workspace: Path, **overrides):
+    """A tiny dataset under `workspace`, trained from scratch with `training_params(**overrides)`; the run, still in memory."""
+    from pistachio_nb.training.data import load_dataset
+    from pistachio_nb.training.logs import TrainLog
+    from pistachio_nb.training.loop import resume_or_start, run_loop, setup_run
+
+    write_tiny_dataset(workspace / "dataset")
+    p = training_params(workspace, **overrides)
+    run = setup_run(p, load_dataset(p.ws.dataset, p.resolution), p.ws.lora)
+    progress = resume_or_start(run, None)
+    log = TrainLog(p.ws.lora, 0)
+    run_loop(run, progress, log)
+    log.close()
+    return run
