@@ -94,3 +94,16 @@ def test_export_crash_leaves_no_partial_files(tmp_path, monkeypatch, trained):
         export.save_diffusers(tmp_path / "diffusers" / "step", states, export.adapter_configs(trained.pipe), torch.float32)
     leftovers = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert leftovers == []
+
+
+def test_a_dora_export_reloads_in_diffusers_to_the_in_memory_image(tmp_path):
+    """DoRA through diffusers' own format (its kohya loader drops `dora_scale`; ComfyUI applies it exactly:
+    tests/integration/test_real_lora_apply.py)."""
+    run = train_in_memory(tmp_path, max_steps=3, checkpoint_every=3, unet_lr=0.01, rank=4, alpha=2.0, network_type="dora",
+                          target_modules=["to_q", "to_k", "to_v", "to_out.0"])  # fmt: skip
+    expected = _image(run.pipe)
+    fresh = load_sdxl_pipeline(run.p.base_model, device="cpu")
+    base = _image(fresh)
+    fresh.load_lora_weights(str(run.out / "diffusers" / "step-00000003" / DIFFUSERS_WEIGHTS))
+    assert np.abs(base - expected).max() > 1e-3
+    np.testing.assert_allclose(_image(fresh), expected, atol=1e-5)
