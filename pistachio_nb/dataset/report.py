@@ -22,9 +22,9 @@ def thumbnail(path: Path, side: int = THUMB) -> Image.Image:
     return small_copy(path, side)
 
 
-def run_counts(result: DatasetResult) -> pd.DataFrame:
+def run_counts(result: DatasetResult) -> dict[str, int | float]:
     """What this run did: files seen, probed vs reused from the last run, images written/moved/kept/removed."""
-    return pd.DataFrame([result.counts | {"seconds": result.seconds}])
+    return result.counts | {"seconds": round(result.seconds, 3)}
 
 
 def status_summary(result: DatasetResult) -> pd.DataFrame:
@@ -131,6 +131,11 @@ def quality_plots(result: DatasetResult, blur_threshold: float, base_resolution:
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def as_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """A crosstab as plain rows for `show`: its index becomes the first column and no axis name is left over."""
+    return table.rename_axis(columns=None).reset_index()
 
 
 def split_table(result: DatasetResult) -> pd.DataFrame:
