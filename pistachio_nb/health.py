@@ -258,6 +258,18 @@ def exit_code(report: pd.DataFrame) -> int:
     return 1 if (report["status"] == FAIL).any() else 0
 
 
+def as_text(report: pd.DataFrame) -> str:
+    """The checks for a terminal or a log: one line per check (status, name, what was found), its fix indented
+    below when it did not pass; readable at 80 columns, where a padded table of long texts is not."""
+    width = max(len(str(c)) for c in report["check"]) if len(report) else 0
+    lines = []
+    for row in report.itertuples():
+        lines.append(f"{row.status:<4}  {str(row.check):<{width}}  {row.found}")
+        if row.fix and row.status != PASS:
+            lines.append(f"{'':<4}  {'':<{width}}  fix: {row.fix}")
+    return "\n".join(lines)
+
+
 def summary(report: pd.DataFrame) -> str:
     """`12 PASS, 1 WARN, 0 FAIL` for logs and the notebook's last line."""
     counts = report["status"].value_counts()

@@ -340,16 +340,14 @@ def run_notebooks(target: str, params_file: str | Path, sets: list[str] | None =
 
 def health_gate(profile: Profile, sets: dict[str, Any], provided: dict[str, Any], echo: Callable[[str], None]) -> None:
     """The 00_setup checks (`check_pod`) with this run's values; echoes the health table, raises on any FAIL row."""
-    import pandas as pd
-
+    from .health import as_text
     from .pod import SetupParams, check_pod
 
     own = {k: v for k, v in sets.items() if k in SetupParams.model_fields}
     _, params = resolve_values(select_notebooks("00_setup")[0], profile, own, provided=provided)
     echo("health gate: running the 00_setup checks ...")
     report = check_pod(params)
-    with pd.option_context("display.max_colwidth", 120, "display.width", 200):
-        echo(scrub(report.health.to_string(index=False)))
+    echo(scrub(as_text(report.health)))
     echo(f"health gate: {report.summary}")
     report.require_healthy()
 

@@ -43,9 +43,12 @@ def cmd_health(args: argparse.Namespace) -> int:
 
     with ExitStack() as stack:
         report = check_pod(setup_params(args, stack))
+    from .health import as_text
+    from .secrets import scrub
+
     _show(report.overview[["step", "rows", "result"]])
     print()
-    _show(report.health)
+    print(scrub(as_text(report.health)))  # a URL or error detail may carry a credential
     print(report.summary)
     return report.exit_code
 

@@ -6,6 +6,7 @@ import json
 import socket
 from importlib import metadata
 
+import pandas as pd
 import pytest
 
 from pistachio_nb import health
@@ -223,3 +224,11 @@ def test_require_healthy_gate():
     bad = pd.concat([ok, pd.DataFrame([health.Row("FAIL", "ComfyUI reachable", "refused", "start it").__dict__])])
     with pytest.raises(health.HealthCheckError, match=r"1 health check\(s\) failed:\n  - ComfyUI reachable: refused -> start it"):
         health.require_healthy(bad)
+
+
+def test_the_terminal_text_gives_a_line_per_check_and_a_fix_only_where_it_did_not_pass():
+    report = pd.DataFrame({"status": ["PASS", "FAIL"], "check": ["disk", "ComfyUI reachable"],
+                           "found": ["68 GiB free", "connection refused"], "fix": ["never shown", "start ComfyUI"]})
+    lines = health.as_text(report).splitlines()
+    assert lines == ["PASS  disk               68 GiB free", "FAIL  ComfyUI reachable  connection refused",
+                     "                         fix: start ComfyUI"]
