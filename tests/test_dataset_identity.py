@@ -9,7 +9,7 @@ import pytest
 from pistachio_nb.dataset import prepare_dataset, report
 from pistachio_nb.dataset.buckets import face_fit, fit_bucket, sdxl_buckets
 from pistachio_nb.dataset.identity import framing, head_pose
-from pistachio_nb.errors import ParamsError
+from pistachio_nb.errors import ModelLoadError, ParamsError
 from pistachio_nb.evaluation.identity_check import photo_variants, real_people
 from pistachio_testkit.demo_data import draw_scene
 
@@ -117,3 +117,9 @@ def test_pose_and_framing_from_landmarks_and_box():
     assert head_pose(eyes + [[0.56, 0.5]]) == "three-quarter"
     assert head_pose(eyes + [[0.68, 0.5]]) == "profile"
     assert [framing(b) for b in ((0, 0, 0.3, 0.5), (0, 0, 0.1, 0.15), (0, 0, 0.02, 0.05))] == ["close-up", "medium", "full body"]
+
+
+def test_a_face_model_that_cannot_load_stops_before_any_image_is_read(source, tmp_path):
+    with pytest.raises(ModelLoadError, match="face_embedder 'arcface:antelopev2'"):
+        prepare_dataset(make_params(tmp_path / "ws", source, face_embedder="arcface:antelopev2"))  # no insightface here
+    assert not any((tmp_path / "ws" / "dataset").glob("*"))  # no probe cache, manifest or image written

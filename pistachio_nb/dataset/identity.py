@@ -135,13 +135,18 @@ def anchor_vectors(embedder: FaceEmbedder, files: list[Path]) -> list[np.ndarray
     return vectors
 
 
-def check_identity(rows: list[dict], source: Path, cache_dir: Path, spec: str, anchors: Sequence[str]) -> IdentityResult:
+def face_model(spec: str) -> FaceEmbedder | None:
+    """The dataset's face model (None for `none`), loaded before any image is read so a missing one stops at once."""
+    return None if spec == "none" else load_face_embedder(spec)
+
+
+def check_identity(rows: list[dict], source: Path, cache_dir: Path, embedder: FaceEmbedder | None,
+                   anchors: Sequence[str]) -> IdentityResult:  # fmt: skip
     """Find, embed and judge the faces of the kept rows: adds faces, identity, pose, framing, face_flags;
     rejects (status, reason, kept) a kept image whose one face is another person."""
-    if spec == "none":
+    if embedder is None:
         return IdentityResult("none", float("nan"), None, "face checks off")
     files = anchor_files(anchors, source)
-    embedder = load_face_embedder(spec)
     threshold = same_person_threshold(embedder)
     kept = [r for r in rows if r["kept"]]
     found = detect_faces(embedder, {r["hash"]: source / r["path"] for r in kept}, cache_dir)

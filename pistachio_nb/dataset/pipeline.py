@@ -14,7 +14,7 @@ from ..paths import resolve
 from .buckets import face_fit, fit_bucket, sdxl_buckets
 from .decode import Limits, parse_colour
 from .dedup import mark_duplicates, rank_key
-from .identity import FACES, IdentityResult, anchor_files, check_identity, faces_file
+from .identity import FACES, IdentityResult, anchor_files, check_identity, face_model, faces_file
 from .ingest import ProbeConfig, list_sources, probe_all, user_caption
 from .layout import METADATA, RenderJob, kohya_folder, output_name, sync_layout
 from .params import DatasetParams
@@ -51,14 +51,15 @@ def prepare_dataset(p: DatasetParams) -> DatasetResult:
     rels = [f.relative_to(source).as_posix() for f in list_sources(source)]
     if not rels:
         raise InputDataError(f"source_dir {source} holds no files", fix="put the character's images (jpg, png, webp) there")
-    anchor_files(p.face_anchors, source)  # a missing anchor photo is named before any image is read
+    anchor_files(p.face_anchors, source)  # a missing anchor photo or face model is named before any image is read
+    faces = face_model(p.face_embedder)
     cached = read_json(root / PROBE_CACHE) if (root / PROBE_CACHE).exists() else {}
     reusable = {r["path"]: r for r in cached.get("rows", [])} if cached.get("fingerprint") == cfg.fingerprint() else {}
     probed_rows, probed = probe_all(cfg, rels, reusable, p.workers)
     write_json(root / PROBE_CACHE, {"fingerprint": cfg.fingerprint(), "rows": probed_rows})
     rows = [dict(r) for r in probed_rows]
     mark_duplicates(rows, p.dedup_threshold)
-    identity = check_identity(rows, source, root, p.face_embedder, p.face_anchors)
+    identity = check_identity(rows, source, root, faces, p.face_anchors)
     entries, jobs = plan_layout(rows, p, cfg)
     counts = sync_layout(root, entries, jobs, p.workers)
     write_jsonl(root / METADATA, entries)
