@@ -190,9 +190,10 @@ def test_sample_grid_shows_images_with_captions(dataset):
     ws, root = dataset
     result = caption_dataset(params(ws, captioner="template"))
     rows = [json.loads(line) for line in (root / "metadata.jsonl").read_text().splitlines()]
-    fig = sample_grid(root, rows, 3)
-    assert len([ax for ax in fig.axes if ax.images]) == 3
-    assert fig.axes[0].get_title().replace("\n", " ") == result.table["text"][0]
+    grid = sample_grid(root, rows, 3)
+    assert [title for _, title, _ in grid.items] == [Path(r["file_name"]).name for r in rows[:3]]
+    assert grid.items[0][2] == result.table["text"][0]  # the whole caption, not a wrapped or cut title
+    assert grid._repr_html_().count("<img") == 3
 
 
 def check_demo_outputs(ws: Path, rendered: str) -> None:
@@ -208,4 +209,4 @@ def check_demo_outputs(ws: Path, rendered: str) -> None:
     lint = pd.read_csv(root / "caption_lint.csv")
     assert lint["trigger_first"].all() and (lint["window"] == 77).all()
     assert "duplicate caption" in rendered  # the tiny random captioner repeats itself, and the lint says so
-    assert '"image/png"' in rendered  # the sample grid
+    assert "pistachio-caption-grid" in rendered and "data:image/jpeg;base64" in rendered  # images beside their captions

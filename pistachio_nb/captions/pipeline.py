@@ -54,7 +54,7 @@ class CaptionResult:
         return lint_summary(self.lint)
 
     def sample_grid(self, count: int):
-        """The first `count` images with the captions this run left them, as a figure."""
+        """The first `count` images, each with the whole caption this run left it."""
         return sample_grid(self.root, self.table.to_dict("records"), count)
 
 

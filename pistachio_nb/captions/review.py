@@ -8,22 +8,20 @@ clicks Save, and find/replace only previews unless asked to apply.
 from __future__ import annotations
 
 import io
-import textwrap
 from pathlib import Path
 
 import pandas as pd
 from PIL import Image
 
-from ..display import image_grid
+from ..display import CaptionGrid, caption_grid
 from .postprocess import phrase_pattern
 from .store import CaptionStore, current_caption, load_rows
 
 
-def sample_grid(root: Path, rows: list[dict], count: int, width: int = 28):
-    """The first `count` images with their captions as titles (wrapped), as a matplotlib Figure."""
+def sample_grid(root: Path, rows: list[dict], count: int) -> CaptionGrid:
+    """The first `count` images, each with its whole caption under it, read side by side."""
     picked = rows[:count]
-    labels = ["\n".join(textwrap.wrap(str(r.get("text") or "(empty)"), width)[:8]) for r in picked]
-    return image_grid([[root / r["file_name"] for r in picked]], col_labels=labels, cell_inches=2.6)
+    return caption_grid([root / r["file_name"] for r in picked], [r.get("text") or "(empty)" for r in picked])
 
 
 def find_replace(root: Path, find: str, replace: str, apply: bool = False, whole_words: bool = True) -> pd.DataFrame:
