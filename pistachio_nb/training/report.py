@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -40,9 +41,14 @@ def sample_grid(lora_dir: str | Path):
         return image_grid([[None]], title="no checkpoints yet")
     if not rows[0]["samples"]:
         return image_grid([[None]], title="no sample prompts: sample_prompts is empty, so no samples were made")
-    cols = [f"{s['prompt'][:22]} / seed {s['seed']}" for s in rows[0]["samples"]]
+    cols = [textwrap.fill(f"{s['prompt']} / seed {s['seed']}", 28) for s in rows[0]["samples"]]  # whole prompt
     images = [[s["file"] for s in r["samples"]] for r in rows]
     return image_grid(images, row_labels=[f"step {r['step']}" for r in rows], col_labels=cols)
+
+
+def labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table ready for `show`: a summary's label index (its field names) becomes a `field` column; 0..n is dropped."""
+    return frame if isinstance(frame.index, pd.RangeIndex) else frame.rename_axis("field").reset_index()
 
 
 def lora_info(path: str | Path) -> pd.DataFrame:
