@@ -75,9 +75,9 @@ def save_figure(fig, dest: str | Path) -> Path:
 # ---- tables a reader can read: full text, relative paths, picked columns, wide tables split
 TABLE_STYLE = """<style>
 .pistachio-table table{border-collapse:collapse;margin:0 0 .8em 0;font-size:12px}
-.pistachio-table th,.pistachio-table td{padding:.25em .6em;border-bottom:1px solid #e4e4e4;text-align:left;
-vertical-align:top;max-width:36em;white-space:pre-wrap;overflow-wrap:anywhere}
-.pistachio-table th{background:#f5f5f5}
+div.pistachio-table.pistachio-table th,div.pistachio-table.pistachio-table td{padding:.25em .6em;border-bottom:1px solid #e4e4e4;
+text-align:left;vertical-align:top;max-width:36em;white-space:pre-wrap;overflow-wrap:break-word}
+.pistachio-table th{background:#f5f5f5;white-space:nowrap}
 .pistachio-caption-grid{display:grid;grid-template-columns:repeat(var(--cols),minmax(0,1fr));gap:.8em;font-size:12px}
 .pistachio-caption-grid figure{margin:0}.pistachio-caption-grid img{width:100%;height:auto;border:1px solid #ddd}
 .pistachio-caption-grid figcaption{white-space:pre-wrap;overflow-wrap:anywhere;margin-top:.25em}
