@@ -36,6 +36,10 @@ class ComfyResult:
     path: Path | None
     summary: pd.DataFrame
 
+    def as_dict(self) -> dict:
+        """The summary's one row as field -> value (plain Python values), for `display.facts`."""
+        return self.summary.to_dict("records")[0]
+
 
 def png_bytes(image: Image.Image) -> bytes:
     buf = io.BytesIO()
