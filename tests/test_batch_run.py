@@ -169,7 +169,9 @@ def check_demo_outputs(ws, rendered):
         image = Image.open(folder / "images" / row["files"][0])
         assert f"Seed: {row['seed']}" in image.text["parameters"]
         assert ("prompt" in image.text) == (row["backend"] == "comfyui")  # the ComfyUI workflow rides along
-    assert "unfinished" in rendered and "has_lora" in rendered
+    assert "unfinished" in rendered and "has_lora" in rendered and "BatchParams(" not in rendered
+    assert "batches/demo/images/" in rendered and f"{ws}/batches" not in rendered  # files relative to the workspace
+    assert "_0.png']" not in rendered  # each job's files as paths, not a list repr
 
 
 def test_a_dead_server_does_not_stop_the_batch(tmp_path):

@@ -44,6 +44,11 @@ class BatchResult:
         counts["unfinished"] = len(states) - sum(counts.values())
         return pd.DataFrame({"jobs": counts})
 
+    @property
+    def listing(self) -> pd.DataFrame:
+        """`table` for reading: each job's `files` as their paths under `images/`, one per line (not a list repr)."""
+        return with_paths(self.table, self.folder / "images")
+
     def images(self) -> list[Path]:
         """Paths of every saved image of this prompts file's jobs, in job order."""
         return [self.folder / "images" / f for files in self.table["files"].dropna() for f in files]
@@ -56,6 +61,12 @@ class BatchResult:
         labels = [f"seed {s} · {t[:16]}" for s, t in zip(groups[0][1]["seed"], groups[0][1]["prompt"])] if groups else []
         return image_grid(cells, row_labels=[name for name, _ in groups], col_labels=labels,
                           title=f"batch {self.folder.name}")
+
+
+def with_paths(table: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """A manifest table for reading: `files` lists as their paths in `folder`, one per line; no error shown as ""."""
+    files = ["\n".join(str(folder.absolute() / f) for f in names) if isinstance(names, list) else "" for names in table["files"]]
+    return table.assign(files=files, error=table["error"].fillna(""))
 
 
 def build_backends(p: BatchParams) -> list[ComfyBackend | LocalBackend]:

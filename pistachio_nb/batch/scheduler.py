@@ -116,7 +116,8 @@ class Scheduler:
         connect timeout). So at most (2 * retries + 1) * cap + (retries + 1) * 3.05 s; for the demo's 3 retries at
         1 s that is 22 s + 12 s, for the pod's 5 retries at 10 s 270 s + 18 s. Live servers take the jobs meanwhile.
         """
-        self._bar, self._targets, self._outcomes = tqdm(total=len(work), desc="batch", unit="job", disable=not self.progress), targets, Counter()
+        quiet = not self.progress or (not work and feed is None)  # nothing to do: no "0job" bar left as stderr on the page
+        self._bar, self._targets, self._outcomes = tqdm(total=len(work), desc="batch", unit="job", disable=quiet), targets, Counter()
         running: dict[Future, tuple[Pending, Target]] = {}
         fed = feed is not None
         stop = stop or threading.Event()
