@@ -105,3 +105,5 @@ def check_demo_outputs(ws, rendered):
     for row in latest.values():
         check_clip(folder, row)
     assert "does not fit" in rendered and "keep the SDXL stack loaded" in rendered  # the table; the 80 GB verdict
+    assert "videos/demo/clips/" in rendered and not any(f"{ws}/{sub}" in rendered for sub in ("videos", "batches"))  # relative paths
+    assert "VideoParams(" not in rendered and "['keep" not in rendered  # params table, swap steps printed

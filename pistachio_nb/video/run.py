@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..batch.manifest import Manifest
-from ..batch.run import BatchResult, run_jobs
+from ..batch.run import BatchResult, run_jobs, with_paths
 from ..comfy.errors import WorkflowError
 from ..files import write_sidecar
 from ..paths import resolve
@@ -30,9 +30,9 @@ class VideoResult(BatchResult):
 
     @property
     def clips(self) -> pd.DataFrame:
-        """One row per clip: state, backend, motion prompt, seed, frames, fps, size, server, time, file, error."""
-        table = self.table.merge(pd.DataFrame([self.manifest.latest[j] for j in self.job_ids])[["job_id", "length", "fps"]],
-                                 on="job_id", how="left")
+        """One row per clip: state, backend, motion prompt, seed, frames, fps, size, server, time, mp4 path, error."""
+        frames = pd.DataFrame([self.manifest.latest[j] for j in self.job_ids])[["job_id", "length", "fps"]]
+        table = with_paths(self.table, self.folder / "clips").merge(frames, on="job_id", how="left")
         return table[CLIP_COLUMNS]
 
     def images(self) -> list[Path]:
