@@ -128,9 +128,9 @@ def show(frame: pd.DataFrame, columns: Sequence[str] | None = None, root: str | 
          max_columns: int = MAX_COLUMNS, index: bool = False) -> Table:
     """A table for a notebook: `columns` picked (in that order), paths made relative to `root` (a notebook passes
     its workspace) or else to the repo."""
-    from .paths import repo_root
+    from .paths import repo_root, resolve
 
-    bases = [repo_root(), *([Path(root).resolve()] if root is not None else [])]
+    bases = [repo_root(), *([resolve(root)] if root is not None else [])]  # a relative workspace starts at the repo
     picked = frame[list(columns)] if columns is not None else frame
     return Table(picked.map(lambda v: relative(v, bases)), max_columns=max_columns, index=index)
 

@@ -68,3 +68,9 @@ def test_caption_grid_embeds_images_with_full_captions(tmp_path):
     assert page.count('src="data:image/jpeg;base64,') == 3 and "--cols:2" in page
     assert all(f"{LONG.strip()}{i}" in page.replace("\n", " ") or (LONG + str(i)) in page for i in range(3))
     assert "img2.png" in repr(grid)
+
+
+def test_a_relative_workspace_is_taken_from_the_repo_not_the_notebooks_folder(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # a notebook's kernel runs in notebooks/, not at the repo root
+    frame = pd.DataFrame({"file": [repo_root() / "outputs" / "demo" / "lora" / "a.safetensors"]})
+    assert show(frame, root="outputs/demo").frame["file"].tolist() == ["lora/a.safetensors"]
