@@ -111,6 +111,19 @@ def test_sidecar_reproduces_the_same_pixels_and_the_seed_matters(values, pipe):
     assert pixels_changed(other.image, result.image) > 0
 
 
+def test_a_result_made_on_one_thread_reproduces_exactly_on_a_machine_using_two(values, pipe):
+    import torch
+
+    from pistachio_nb.inpainting.stage import torch_threads
+
+    with torch_threads(1):
+        result = inpaint(params(values, seed=11), pipe=pipe)
+    assert read_json(f"{result.path}.params.json")["torch_threads"] == 1
+    torch.set_num_threads(2)
+    assert pixels_changed(reproduce(f"{result.path}.params.json", pipe), Image.open(result.path)) == 0
+    assert torch.get_num_threads() == 2  # restored after the reproduction
+
+
 def test_sidecar_refuses_a_changed_input_picture(values, pipe, tmp_path):
     copy = tmp_path / "copy.png"
     copy.write_bytes(open(values["image"], "rb").read())

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,7 +155,8 @@ def saved_result(folder: Path, job: Job) -> Result | None:
 
 
 def run_and_save(pipe, job: Job, folder: Path, **extra) -> Result:
-    """Inpaint, then write the PNG atomically and its sidecar: concrete params, input hashes, crop, library versions."""
+    """Inpaint, then write the PNG atomically and its sidecar: concrete params, input hashes, crop, library versions
+    and the CPU thread count (a CPU result's last bits depend on how the sums were split across threads)."""
     import diffusers
     import torch
 
@@ -162,7 +165,8 @@ def run_and_save(pipe, job: Job, folder: Path, **extra) -> Result:
     with atomic_path(dest) as tmp:
         image.save(tmp, format="PNG")
     write_sidecar(dest, job.params, input_sha256=job.inputs, crop_box=list(crop.box), work_size=list(crop.work_size),
-                  versions={"diffusers": diffusers.__version__, "torch": torch.__version__}, **extra)  # fmt: skip
+                  versions={"diffusers": diffusers.__version__, "torch": torch.__version__},
+                  torch_threads=torch.get_num_threads(), **extra)  # fmt: skip
     return Result(image, dest, crop)
 
 
@@ -177,4 +181,19 @@ def reproduce(sidecar: str | Path, pipe=None) -> Image.Image:
     if changed:
         raise InputDataError(f"{sidecar}: input {', '.join(changed)} changed since the result was made",
                              fix="restore the original file(s); the sidecar's params name them")
-    return inpaint_image(pipe or load_pipeline(job.params), job)[0]
+    with torch_threads(data.get("torch_threads")):
+        return inpaint_image(pipe or load_pipeline(job.params), job)[0]
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run with torch on `n` CPU threads (the count a result was made with), then restore; None changes nothing."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
