@@ -122,9 +122,12 @@ def export_html(notebook: nbformat.NotebookNode, folder: Path) -> str:
 def render_html(rendered: Path) -> Path:
     """Write the rendered notebook's HTML beside it, exported from the scrubbed notebook and scrubbed again.
 
-    Scrubbing the parsed cells (not the file's text) catches secrets the JSON or HTML escaping changed.
+    Scrubbing the parsed cells (not the file's text) catches secrets the JSON or HTML escaping changed. The
+    progress bars become plain output in the .ipynb too, so the notebook opened in JupyterLab shows no red boxes.
     """
-    notebook = quiet_progress(static_widgets(scrub_data(nbformat.read(str(rendered), as_version=4))))
+    notebook = quiet_progress(nbformat.read(str(rendered), as_version=4))
+    write_text(rendered, nbformat.writes(notebook))
+    notebook = static_widgets(scrub_data(notebook))
     return write_text(rendered.with_suffix(".html"), scrub(export_html(notebook, rendered.parent)))
 
 

@@ -50,6 +50,8 @@ def test_render_is_self_contained_and_quiet(tmp_path):
     assert "probe: 100%" in page and "probe:   0%" not in page
     assert 'href="02_captioning.html"' in page and "require.js" not in page and "mathjax" not in page.lower()
     assert stat.S_IMODE(path.with_suffix(".html").stat().st_mode) & 0o044  # readable by others, not 0600
+    outputs = nbformat.read(str(path), as_version=4).cells[0].outputs  # the .ipynb a reader opens in JupyterLab
+    assert [o.get("name") for o in outputs if o.output_type == "stream"] == ["stdout"] and "probe: 100%" in outputs[0].text
 
 
 def test_real_warnings_stay_red():
