@@ -96,6 +96,11 @@ def test_refusals_name_the_file(tmp_path):
         resize_lora(src, tmp_path / "out.safetensors", rank=4)
     with pytest.raises(InputDataError, match="is the input file"):
         resize_lora(src, src, rank=2)
+    taken = tmp_path / "taken.safetensors"
+    taken.write_bytes(b"the user's own file")
+    with pytest.raises(InputDataError, match="taken.safetensors already exists"):
+        resize_lora(src, taken, rank=2)
+    assert taken.read_bytes() == b"the user's own file"
     dora = write_lora(tmp_path / "dora.safetensors", {LINEAR: factors(4, 32, (24,))}, **{f"{LINEAR}.dora_scale": torch.ones(32, 1)})
     with pytest.raises(InputDataError, match=r"dora.safetensors is a DoRA file; only lora and locon"):
         resize_lora(dora, tmp_path / "out.safetensors", rank=2)

@@ -148,11 +148,6 @@ class ResizeResult:
         """The share of all modules' energy kept (each module weighted by its own sum of sigma^2)."""
         return energy_kept(self.modules.values())
 
-    def table(self) -> list[dict]:
-        """One row per module: name, rank before and after, energy kept."""
-        return [{"module": n, "rank_before": r.rank_before, "rank_after": r.module.rank, "energy": round(r.energy, 6)}
-                for n, r in self.modules.items()]  # fmt: skip
-
     def summary(self) -> list[dict]:
         """One row per part (unet, te1, te2): modules, ranks before and after, energy kept overall and at worst."""
         parts: dict[str, list[ResizedModule]] = {}
@@ -191,10 +186,11 @@ def resize_lora(src: str | Path, dest: str | Path, rank: int, energy: float | No
 
 
 def refuse_overwrite(dest: Path, *inputs: Path) -> None:
-    """Refuse an output path that is one of the inputs (a failed write must never cost the user their file)."""
-    for src in inputs:
-        if dest.resolve() == src.resolve():
-            raise InputDataError(f"output {dest} is the input file", fix="give a new output path: inputs are never overwritten")
+    """Refuse an output path that exists: one of the inputs, or any other file of the user's (nothing is overwritten)."""
+    if any(dest.resolve() == src.resolve() for src in inputs):
+        raise InputDataError(f"output {dest} is the input file", fix="give a new output path: inputs are never overwritten")
+    if dest.exists():
+        raise InputDataError(f"output {dest} already exists", fix="give a new output path, or move that file away first")
 
 
 def save_modules(dest: Path, modules: dict[str, Module], dtype: torch.dtype, metadata: dict[str, str]) -> Path:
