@@ -131,11 +131,11 @@ def apply_lora(checkpoint: dict[str, torch.Tensor], lora: KohyaLora, scale: floa
         weight = checkpoint[target.key]
         rows = weight.shape[0] // 3 if target.block is not None else weight.shape[0]
         start = rows * (target.block or 0)
-        part = weight[start : start + rows]
-        if part.numel() != module.delta().numel():
-            raise InputDataError(f"{name} of {lora.path} has shape {tuple(module.delta().shape)}, the checkpoint's "
+        part, delta = weight[start : start + rows], module.delta()
+        if part.numel() != delta.numel():
+            raise InputDataError(f"{name} of {lora.path} has shape {tuple(delta.shape)}, the checkpoint's "
                                  f"{target.key} {tuple(part.shape)}", fix="merge into the base model the LoRA was trained on")  # fmt: skip
-        new = part.float() + scale * module.delta().reshape(part.shape)
+        new = part.float() + scale * delta.reshape(part.shape)
         checkpoint[target.key] = torch.cat([weight[:start], new.to(weight.dtype), weight[start + rows :]])
         kind = name.split("_")[1]
         merged[kind] = merged.get(kind, 0) + 1
