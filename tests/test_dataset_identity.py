@@ -8,7 +8,7 @@ import pytest
 
 from pistachio_nb.dataset import prepare_dataset, report
 from pistachio_nb.dataset.buckets import face_fit, fit_bucket, sdxl_buckets
-from pistachio_nb.dataset.identity import framing, head_pose
+from pistachio_nb.dataset.identity import detect_faces, face_model, framing, head_pose
 from pistachio_nb.errors import ModelLoadError, ParamsError
 from pistachio_nb.evaluation.identity_check import photo_variants, real_people
 from pistachio_testkit.demo_data import draw_scene
@@ -99,6 +99,18 @@ def test_a_missing_anchor_is_named_before_any_work(source, tmp_path):
 def test_face_checks_can_be_turned_off_for_a_character_that_is_not_a_person(source, tmp_path):
     result = prepare_dataset(make_params(tmp_path / "ws", source, dedup_threshold=0, min_side=64, face_embedder="none"))
     assert (result.manifest["status"] != "rejected").all() and "off" in result.identity.note
+
+
+def test_faces_found_in_worker_processes_match_the_ones_found_here(source, tmp_path):
+    """sface runs a process per core; each worker loads its own model and must find the same faces."""
+    paths = {f.name: f for f in sorted(source.iterdir())}
+    here = detect_faces(face_model("sface"), paths, tmp_path / "one", "sface", 1)
+    spread = detect_faces(face_model("sface"), paths, tmp_path / "two", "sface", 2)
+    assert {k: len(v) for k, v in spread.items()} == {k: len(v) for k, v in here.items()}
+    assert sum(map(len, here.values())) >= len(paths) - 1  # every photo but the drawing has a face
+    for name, faces in here.items():
+        for a, b in zip(faces, spread[name]):
+            assert a["box"] == pytest.approx(b["box"], abs=1e-6) and a["vector"] == pytest.approx(b["vector"], abs=1e-5)
 
 
 def test_face_crop_keeps_the_face_in_frame():

@@ -105,11 +105,17 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
     return im if im.mode == "RGB" else im.convert("RGB")
 
 
+def draft_copy(path: Path, side: int) -> Image.Image:
+    """An upright RGB decode whose longest side is at least `side` (or the whole image when it is smaller),
+    at the cheapest JPEG scale that allows it and with no resampling: the caller shrinks it as it needs."""
+    im, (w, h) = open_checked(Path(path).read_bytes(), Limits(1, 2**62))
+    scale = min(1.0, side / max(w, h))
+    return decode_upright(im, (max(1, round(w * scale)), max(1, round(h * scale))), (255, 255, 255))
+
+
 def small_copy(path: Path, side: int) -> Image.Image:
     """An upright RGB copy whose longest side is at most `side` (reduced-scale decode, so big photos stay cheap)."""
-    im, (w, h) = open_checked(Path(path).read_bytes(), Limits(1, 2**62))
-    scale = side / max(w, h)
-    out = decode_upright(im, (max(1, round(w * scale)), max(1, round(h * scale))), (255, 255, 255))
+    out = draft_copy(path, side)
     out.thumbnail((side, side))
     return out
 

@@ -14,16 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..errors import InputDataError, ParamsError
 from ..evaluation.faces import Face, FaceEmbedder, load_face_embedder, same_person_threshold
 from ..files import read_json, write_json
-from .decode import RejectedImage, small_copy
+from .decode import RejectedImage, draft_copy
+from .pool import parallel_map
 
 DETECT_SIDE = 640  # the detector's working size; the reduced-scale decode makes big photos cheap
 MIN_SCORE = 0.8  # detector confidence a face needs here: real photos' faces score 0.87-0.94, a drawing's false hits mostly less
 CACHE = ".faces-cache.json"
+FACES_VERSION = 2  # bump when detection changes its results, so cached faces are found again
 FACES = "faces.json"  # per written image: face boxes and landmarks as fractions of the picture (for masks)
 POSES = ("frontal", "three-quarter", "profile")
 FRAMINGS = ("close-up", "medium", "full body")
@@ -60,23 +61,44 @@ def _fractions(face: Face, width: int, height: int) -> dict:
             "landmarks": [[px / width, py / height] for px, py in face.landmarks]}  # fmt: skip
 
 
-def detect_faces(embedder: FaceEmbedder, paths: dict[str, Path], cache_dir: Path) -> dict[str, list[dict]]:
+def detect_faces(embedder: FaceEmbedder, paths: dict[str, Path], cache_dir: Path, spec: str, workers: int) -> dict[str, list[dict]]:
     """Every face of every image (keyed by content hash): unit vector, score, box and landmarks as fractions.
 
-    Cached in `cache_dir` by content hash and model, so a rerun embeds only new images.
+    Cached in `cache_dir` by content hash and model, so a rerun embeds only new images. An embedder that runs
+    on one core (sface) is spread over `workers` processes, each loading `spec` once; the others run here.
     """
-    fingerprint = f"{embedder.name}:{DETECT_SIDE}:{MIN_SCORE}"
+    fingerprint = f"{embedder.name}:{DETECT_SIDE}:{MIN_SCORE}:{FACES_VERSION}"
     cached = read_json(cache_dir / CACHE) if (cache_dir / CACHE).exists() else {}
     known = cached.get("faces", {}) if cached.get("fingerprint") == fingerprint else {}
     faces = {h: known[h] for h in paths if h in known}
-    for h, path in tqdm([(h, p) for h, p in paths.items() if h not in faces], desc="faces", unit="image", leave=False):
-        try:
-            image = small_copy(path, DETECT_SIDE)
-        except (RejectedImage, OSError) as err:
-            raise InputDataError(f"{path} cannot be read for the face check ({err})", fix="rerun 01_dataset") from err
-        faces[h] = [_fractions(f, image.width, image.height) for f in embedder.embed_all(image) if f.score >= MIN_SCORE]
+    todo = [(h, p) for h, p in paths.items() if h not in faces]
+    _EMBEDDERS[spec] = embedder  # in-process jobs use the loaded model; worker processes load their own
+    jobs = [(spec, str(path)) for _, path in todo]
+    for (h, _), found in zip(todo, parallel_map(faces_of, jobs, workers if embedder.one_core else 1, "faces", preload=__name__)):
+        if isinstance(found, str):
+            raise InputDataError(found, fix="rerun 01_dataset")
+        faces[h] = found
     write_json(cache_dir / CACHE, {"fingerprint": fingerprint, "faces": {**known, **faces}})
     return faces
+
+
+_EMBEDDERS: dict[str, FaceEmbedder] = {}
+
+
+def faces_of(job: tuple[str, str]) -> list[dict] | str:
+    """The confident faces of one image as fractions of its size, or the reason it cannot be read (a message,
+    not an exception, so a worker's failure names the file). The embedder is loaded once per process."""
+    spec, path = job
+    if spec not in _EMBEDDERS:
+        import cv2
+
+        cv2.setNumThreads(1)  # a worker process per core does the parallel work
+        _EMBEDDERS[spec] = load_face_embedder(spec)
+    try:
+        image = draft_copy(Path(path), DETECT_SIDE)
+    except (RejectedImage, OSError) as err:
+        return f"{path} cannot be read for the face check ({err})"
+    return [_fractions(f, image.width, image.height) for f in _EMBEDDERS[spec].embed_all(image) if f.score >= MIN_SCORE]
 
 
 def head_pose(landmarks: Sequence[Sequence[float]]) -> str:
@@ -127,7 +149,7 @@ def anchor_vectors(embedder: FaceEmbedder, files: list[Path]) -> list[np.ndarray
     """The best face of each anchor photo; a photo without a face is an error naming it."""
     vectors = []
     for f in files:
-        found = embedder.embed_all(small_copy(f, DETECT_SIDE))
+        found = embedder.embed_all(draft_copy(f, DETECT_SIDE))
         if not found:
             raise InputDataError(f"face_anchors: {f} shows no face the {embedder.name} model can find",
                                  fix="choose a clear photo of the character's face")  # fmt: skip
@@ -141,7 +163,7 @@ def face_model(spec: str) -> FaceEmbedder | None:
 
 
 def check_identity(rows: list[dict], source: Path, cache_dir: Path, embedder: FaceEmbedder | None,
-                   anchors: Sequence[str]) -> IdentityResult:  # fmt: skip
+                   anchors: Sequence[str], spec: str, workers: int) -> IdentityResult:  # fmt: skip
     """Find, embed and judge the faces of the kept rows: adds faces, identity, pose, framing, face_flags;
     rejects (status, reason, kept) a kept image whose one face is another person."""
     if embedder is None:
@@ -149,7 +171,7 @@ def check_identity(rows: list[dict], source: Path, cache_dir: Path, embedder: Fa
     files = anchor_files(anchors, source)
     threshold = same_person_threshold(embedder)
     kept = [r for r in rows if r["kept"]]
-    found = detect_faces(embedder, {r["hash"]: source / r["path"] for r in kept}, cache_dir)
+    found = detect_faces(embedder, {r["hash"]: source / r["path"] for r in kept}, cache_dir, spec, workers)
     single = [np.asarray(found[r["hash"]][0]["vector"]) for r in kept if len(found[r["hash"]]) == 1]
     reference, how = character(single, anchor_vectors(embedder, files), threshold)
     counts = {"checked": len(kept), "with_face": 0, "other_person": 0, SEVERAL: 0, NO_FACE: 0}

@@ -59,7 +59,7 @@ def prepare_dataset(p: DatasetParams) -> DatasetResult:
     write_json(root / PROBE_CACHE, {"fingerprint": cfg.fingerprint(), "rows": probed_rows})
     rows = [dict(r) for r in probed_rows]
     mark_duplicates(rows, p.dedup_threshold)
-    identity = check_identity(rows, source, root, faces, p.face_anchors)
+    identity = check_identity(rows, source, root, faces, p.face_anchors, p.face_embedder, p.workers)
     entries, jobs = plan_layout(rows, p, cfg)
     counts = sync_layout(root, entries, jobs, p.workers)
     write_jsonl(root / METADATA, entries)

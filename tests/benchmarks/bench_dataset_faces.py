@@ -32,7 +32,7 @@ def main(n: int = 60) -> None:
             rows.append({"path": f"{i:03d}.jpg", "hash": f"h{i}", "kept": True, "status": "ok"})
         for label in ("cold", "warm"):
             t0 = time.perf_counter()
-            result = check_identity([dict(r) for r in rows], source, cache, face_model("sface"), [])
+            result = check_identity([dict(r) for r in rows], source, cache, face_model("sface"), [], "sface", 0)
             dt = time.perf_counter() - t0
             print(f"{label}: {n} images ({canvas.width}x{canvas.height} JPEG) in {dt:.2f} s, {1000 * dt / n:.1f} ms/image; "
                   f"{result.counts['with_face']} with a face, {result.counts['other_person']} rejected as another person")
