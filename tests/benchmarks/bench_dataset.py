@@ -7,7 +7,8 @@ Usage: .venv/bin/python tests/benchmarks/bench_dataset.py [--n 2000] [--small 50
 Rows (issue 17's table): ingest+dedup against plain imagehash (full decode, one process) and against
 imagededup's PHash (its default workers) in images/s; peak summed RSS of the whole process tree (sampled every
 20 ms, workers included) at --small, --n and --large files; processes left behind after the run; known copies
-found and precision against the generator's truth; the full 01_dataset at base 1024 (seconds, disk size);
+found and precision against the generator's truth; the full 01_dataset at base 1024 (seconds, disk size), with
+the face check (sface, crop: face, as on the pod) and without it (the stage the issue's target was set for);
 with --encoders N, the speed, size and fidelity of each way of writing N bucket-sized images.
 --code DIR measures the pistachio_nb of another checkout (e.g. `git archive` of an older commit) the same way.
 imagededup goes into its own venv under the cache folder (see `peer_python`); generated JPEGs are cached
@@ -289,7 +290,8 @@ def job(kind: str, folder: Path, code: Path, peer: str | None) -> dict:
             r = run_tree([sys.executable, "-c", OURS, str(folder), str(out)], env)
             r.update(score_ours(json.loads(out.read_text()), planted(folder)))
         else:
-            r = run_tree([sys.executable, "-c", FULL, str(folder), tmp, json.dumps(POD_VALUES)], env)
+            values = POD_VALUES if kind == "full" else {**POD_VALUES, "face_embedder": "none", "crop": "centre"}
+            r = run_tree([sys.executable, "-c", FULL, str(folder), tmp, json.dumps(values)], env)
             dataset = Path(tmp) / "dataset"
             r["disk_gb"] = sum(f.stat().st_size for f in dataset.rglob("*") if f.is_file()) / 1e9
             r["written"] = json.loads((Path(tmp) / "counts.json").read_text())["written"]
@@ -425,7 +427,7 @@ def main() -> None:
     loads = [os.getloadavg()[0]]
     for i in range(max(args.rounds, write_rounds)):
         todo = (plan if i < args.rounds else []) + ([("imagededup", big)] if peer and i == 0 else [])  # copies row: one run
-        todo += [(f"full{tag}", main_folder) for tag in codes] if i < write_rounds else []
+        todo += [(f"{full}{tag}", main_folder) for tag in codes for full in ("full", "full-noface")] if i < write_rounds else []
         for label, folder in todo:
             kind, _, tag = label.partition("@")
             r = job(kind, folder, codes["@" + tag if tag else ""], peer)
@@ -472,6 +474,10 @@ def report_rows(results: dict, tag: str, args: argparse.Namespace, n: int, big: 
         each = ", ".join(f"{r['seconds']:.1f}" for r in full)
         print(f"  full 01_dataset at base 1024, {n} files: {median(full, 'seconds'):.1f} s (rounds: {each}), "
               f"{full[0]['written']} images, {full[0]['disk_gb']:.2f} GB on disk, peak {max(r['rss_mb'] for r in full):.0f} MB  target <= 40 s")
+        off = results[(f"full-noface{tag}", n)]
+        each = ", ".join(f"{r['seconds']:.1f}" for r in off)
+        print(f"  the same with the face check off (face_embedder: none, crop: centre): {median(off, 'seconds'):.1f} s "
+              f"(rounds: {each}), peak {max(r['rss_mb'] for r in off):.0f} MB")
 
 
 if __name__ == "__main__":
