@@ -1,10 +1,14 @@
-"""SDXL buckets: the paper's grid at 1024, scaled grids, nearest-aspect choice, exact fit with centred crop."""
+"""SDXL buckets: the paper's grid at 1024, scaled grids, nearest-aspect choice, exact fit with centred crop, and the
+written bucket image."""
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from pistachio_nb.dataset.buckets import (SDXL_BUCKETS_1024, apply_fit, bucket_step, fit_bucket, nearest_bucket,
                                           sdxl_buckets)
+from pistachio_nb.dataset.decode import Limits
+from pistachio_nb.dataset.layout import RenderJob, render
 
 
 def test_paper_grid_multiples_of_64_near_one_megapixel():
@@ -50,3 +54,22 @@ def test_upscale_and_crop_share():
     assert fit_bucket(4000, 3000, SDXL_BUCKETS_1024).upscale < 1 < fit_bucket(400, 300, SDXL_BUCKETS_1024).upscale
     assert fit_bucket(4000, 3000, SDXL_BUCKETS_1024).crop_share < 0.05
     assert fit_bucket(6000, 1000, SDXL_BUCKETS_1024).crop_share > 0.3  # 6:1 is beyond the widest bucket (4:1)
+
+
+@pytest.mark.parametrize("size", [(1224, 816), (3000, 2000), (500, 400)])  # enlarged, reduced-scale decode, enlarged
+def test_a_written_bucket_image_keeps_colours_and_the_crop_window(tmp_path, size):
+    """Left half red, right half blue, a green band at the top: after resize, crop and JPEG the halves keep their
+    colours (no RGB/BGR swap) and sit where the crop offsets say."""
+    im = Image.new("RGB", size, (220, 20, 20))
+    im.paste((20, 20, 220), (size[0] // 2, 0, size[0], size[1]))
+    im.paste((20, 200, 20), (0, 0, size[0], size[1] // 10))
+    im.save(tmp_path / "src.jpg", quality=95)
+    fit = fit_bucket(*size, SDXL_BUCKETS_1024)
+    dest = render(RenderJob(str(tmp_path / "src.jpg"), str(tmp_path / "out.jpg"), fit, Limits(1, 10**9), (255, 255, 255)))
+    out = np.asarray(Image.open(dest).convert("RGB"), dtype=np.int16)
+    assert out.shape == (fit.bucket[1], fit.bucket[0], 3)
+    split = fit.resized[0] // 2 - fit.left  # the red/blue edge in the written picture's columns
+    band = fit.resized[1] // 10 - fit.top
+    red, blue = out[band + 20:, : split - 20].mean(axis=(0, 1)), out[band + 20:, split + 20 :].mean(axis=(0, 1))
+    assert red[0] > 200 > 40 > red[2] and blue[2] > 200 > 40 > blue[0]
+    assert out[: max(1, band - 5), :, 1].mean() > 180  # the green band stays at the top

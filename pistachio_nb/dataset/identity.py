@@ -19,7 +19,7 @@ from ..errors import InputDataError, ParamsError
 from ..evaluation.faces import Face, FaceEmbedder, load_face_embedder, same_person_threshold
 from ..files import read_json, write_json
 from .decode import RejectedImage, draft_copy
-from .pool import parallel_map
+from .pool import opencv_one_thread, parallel_map
 
 DETECT_SIDE = 640  # the detector's working size; the reduced-scale decode makes big photos cheap
 MIN_SCORE = 0.8  # detector confidence a face needs here: real photos' faces score 0.87-0.94, a drawing's false hits mostly less
@@ -89,11 +89,9 @@ def faces_of(job: tuple[str, str]) -> list[dict] | str:
     """The confident faces of one image as fractions of its size, or the reason it cannot be read (a message,
     not an exception, so a worker's failure names the file). The embedder is loaded once per process."""
     spec, path = job
-    if spec not in _EMBEDDERS:
-        import cv2
-
-        cv2.setNumThreads(1)  # a worker process per core does the parallel work
+    if spec not in _EMBEDDERS:  # a worker process: its own model, OpenCV (imported by the load) on one thread
         _EMBEDDERS[spec] = load_face_embedder(spec)
+        opencv_one_thread()
     try:
         image = draft_copy(Path(path), DETECT_SIDE)
     except (RejectedImage, OSError) as err:

@@ -63,12 +63,17 @@ def die_with_owner(owner: int) -> None:
     threading.Thread(target=_watch_owner, args=(owner,), name="die-with-owner", daemon=True).start()
 
 
-def start_worker(owner: int) -> None:
-    """Worker initializer: end with the owner (`die_with_owner`), and keep OpenCV, when the preloaded module
-    uses it, to one thread: there is a worker per core already, and its threads would fight the others."""
-    die_with_owner(owner)
+def opencv_one_thread() -> None:
+    """Keep OpenCV, once imported, to one thread: there is a worker per core already, and its threads would
+    fight the other workers. Called when a worker starts, and by a job that imports OpenCV itself later."""
     if (cv2 := sys.modules.get("cv2")) is not None:
         cv2.setNumThreads(1)
+
+
+def start_worker(owner: int) -> None:
+    """Worker initializer: end with the owner (`die_with_owner`), OpenCV on one thread."""
+    die_with_owner(owner)
+    opencv_one_thread()
 
 
 def effective_workers(workers: int) -> int:

@@ -350,10 +350,8 @@ def encoder_table(folder: Path, n: int) -> None:
     import numpy as np
     from PIL import Image
 
-    import cv2
-
     from pistachio_nb.dataset.buckets import fit_bucket, sdxl_buckets
-    from pistachio_nb.dataset.layout import JPEG_OPTIONS, fit_array
+    from pistachio_nb.dataset.layout import fit_array, jpeg_bytes
 
     L, C = Image.Resampling.LANCZOS, Image.Resampling.BICUBIC
     ways = {
@@ -381,8 +379,7 @@ def encoder_table(folder: Path, n: int) -> None:
         for name, (resample, save) in ways.items():
             t = time.process_time()
             if resample is None:  # what layout.render does
-                ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(fit_array(np.asarray(im), fit), cv2.COLOR_RGB2BGR), JPEG_OPTIONS)
-                data = encoded.tobytes()
+                data = jpeg_bytes(fit_array(np.asarray(im), fit))
             else:
                 buf = io.BytesIO()
                 im.resize(fit.resized, resample).crop(box).save(buf, **save)
