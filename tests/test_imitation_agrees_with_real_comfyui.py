@@ -269,11 +269,14 @@ def run_failing(p: Pair, url: str) -> Any:
 
 
 def blurs(colour: int) -> dict[str, Any]:
-    """A few seconds of CPU work in the real server (big blurs), so it can be watched and interrupted mid-run."""
-    return {"1": {"class_type": "EmptyImage", "inputs": {"width": 2048, "height": 2048, "batch_size": 2, "color": colour}},
-            **{str(n): {"class_type": "ImageBlur", "inputs": {"image": [str(n - 1) if n > 10 else "1", 0],
-                                                             "blur_radius": 31, "sigma": 5.0}} for n in (10, 11, 12, 13)},
-            "99": {"class_type": "PreviewImage", "inputs": {"images": ["13", 0]}}}
+    """A chain of 30 small blurs (~0.2 s each on 2 cores): seconds of work in the real server, which checks for an
+    interrupt between nodes, so /interrupt lands within one short node however slow the machine (one big blur took
+    15-20 s here and outlived the websocket's timeout on a slower CI machine)."""
+    chain = range(10, 40)
+    return {"1": {"class_type": "EmptyImage", "inputs": {"width": 512, "height": 512, "batch_size": 1, "color": colour}},
+            **{str(n): {"class_type": "ImageBlur", "inputs": {"image": [str(n - 1) if n > chain[0] else "1", 0],
+                                                             "blur_radius": 15, "sigma": 5.0}} for n in chain},
+            "99": {"class_type": "PreviewImage", "inputs": {"images": [str(chain[-1]), 0]}}}
 
 
 def run_interrupted(p: Pair, url: str) -> Any:
