@@ -73,18 +73,19 @@ def fit_image(image: Image.Image, fit: Fit) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(fit_array(np.asarray(image), fit)), image.mode)
 
 
-def jpeg_bytes(rgb: np.ndarray) -> bytes:
-    """An (H, W, 3) RGB uint8 array as the dataset's JPEG (OpenCV wants BGR)."""
+def jpeg_bytes(rgb: np.ndarray, source: str = "an image") -> bytes:
+    """An (H, W, 3) RGB uint8 array as the dataset's JPEG (OpenCV wants BGR); a failure names `source`."""
     ok, encoded = cv2.imencode(IMAGE_SUFFIX, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), JPEG_OPTIONS)
     if not ok:
-        raise OSError("JPEG encoding failed")
+        raise OSError(f"JPEG encoding failed for {source}")
     return encoded.tobytes()
 
 
 def render(job: RenderJob) -> str:
     """Decode (reduced-scale when possible), resize + crop to the bucket, encode as JPEG, save atomically."""
     im, _ = open_checked(Path(job.source).read_bytes(), job.limits)
-    write_bytes(job.dest, jpeg_bytes(fit_array(np.asarray(decode_upright(im, job.fit.resized, job.background)), job.fit)))
+    rgb = fit_array(np.asarray(decode_upright(im, job.fit.resized, job.background)), job.fit)
+    write_bytes(job.dest, jpeg_bytes(rgb, job.source))
     return job.dest
 
 
